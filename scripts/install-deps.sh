@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages redstream needs to build, test and run locally.
+# Used by .ci/run and scripts/run-local.sh; safe to run again. Needs root (or sudo).
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config git
+  libhiredis-dev libconfig-dev libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev
+  libcmocka-dev
+  redis-server redis-tools
+  procps python3
+)
+
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+  sudo=(sudo)
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null

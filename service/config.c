@@ -1,0 +1,1385 @@
+/*
+ * The configuration both programs share: built-in defaults, loading a libconfig file on top of
+ * them, the REDSTREAM_REDIS_PASSWORD override, the --redis-addr style override and the
+ * --check-config summary.
+ *
+ * This is where input from the configuration file enters the program, so everything is
+ * validated here and what leaves (an rs_config_t) is trusted by the rest of the service: every
+ * number is in its documented range, every required string is non-empty, every stream name is
+ * unique and has a known handler. A rejection produces one message, "FILE:LINE: SETTING:
+ * problem", and nothing else is reported; the caller decides what happens next.
+ *
+ * DESIGN: the accepted keys are described by tables (one per section, one for the keys every
+ * stream entry takes, one per handler kind for keys only that handler takes) that give each
+ * key's kind, the offset of its field and its range. One generic routine applies a key from a
+ * table, and the same tables drive "unknown setting" detection and the "did you mean"
+ * suggestion, so a key cannot be accepted without being known or known without being checked.
+ * Checks that involve several keys (password vs password_file, a stream consuming another
+ * stream's dead letters) run after the keys they involve have passed on their own. The file
+ * is walked in its own order, so the first problem in the file is the one reported. The
+ * loader builds a complete configuration from the defaults and hands it over only when
+ * everything passed; on failure it frees it, so a caller never sees a half-loaded
+ * configuration. There is no shared state: any thread may load, and each rs_config_t is owned
+ * by one caller. Strings in rs_config_t are always heap copies so rs_config_free() can free
+ * them uniformly, and every string replaced or freed is wiped first because one of them is
+ * the Redis password.
+ */
+
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libconfig.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* The longest first line accepted from redis.password_file. */
+#define PASSWORD_FILE_MAX 4096
+
+/* Suggest a known key for an unknown one only when it is this close (edit distance). */
+#define SUGGEST_MAX_DISTANCE 2
+
+/* Room for a setting's path in messages, e.g. "streams[12].handler". */
+#define SETTING_PATH_MAX 256
+
+/* ------------------------------------------------------------------------------------------ */
+/* Defaults: the only place they are written down (config/redstream.conf shows the same).     */
+
+static const char *const default_streams[] = {"events", "logs", "notifications"};
+
+/* Used as the consumer name when the host name cannot be read. */
+#define FALLBACK_CONSUMER "redstream"
+
+/* ------------------------------------------------------------------------------------------ */
+/* Small helpers.                                                                             */
+
+/* Frees a string that may hold a secret; wiping every string costs nothing at this size and
+ * spares callers of rs_config_set_string() from knowing which slot is the password. */
+static void wipe_free(char *s)
+{
+    if (s != NULL) {
+        explicit_bzero(s, strlen(s));
+        free(s);
+    }
+}
+
+/* strerror() is not thread-safe and rs_config_load() may run on any thread; _GNU_SOURCE
+ * selects the GNU strerror_r, which returns the text (possibly a static string). */
+static const char *errno_text(int errnum, char *buf, size_t buflen)
+{
+    return strerror_r(errnum, buf, buflen);
+}
+
+int rs_config_set_string(char **slot, const char *value)
+{
+    char *copy = NULL;
+
+    if (value != NULL) {
+        copy = strdup(value);
+        if (copy == NULL)
+            return -1;
+    }
+    wipe_free(*slot);
+    *slot = copy;
+    return 0;
+}
+
+static void free_streams(rs_stream_config_t *streams, size_t n)
+{
+    if (streams == NULL)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(streams[i].name);
+    free(streams);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Handlers.                                                                                  */
+
+/* One handler kind. `keys` lists the keys only this kind accepts inside a stream entry, with
+ * offsets into rs_stream_config_t; none yet, but a handler that needs settings (a webhook's
+ * URL, say) adds a table here and its fields to rs_stream_config_t, and parsing, unknown-key
+ * detection and suggestions pick them up without further code. */
+typedef struct key_spec key_spec_t;
+
+typedef struct {
+    rs_handler_kind_t kind;
+    const char *name;
+    const key_spec_t *keys;
+    size_t nkeys;
+} handler_spec_t;
+
+static const handler_spec_t handler_specs[] = {
+    {RS_HANDLER_LOG, "log", NULL, 0},
+    {RS_HANDLER_DISCARD, "discard", NULL, 0},
+};
+
+static const handler_spec_t *handler_by_kind(rs_handler_kind_t kind)
+{
+    for (size_t i = 0; i < ARRAY_LEN(handler_specs); i++)
+        if (handler_specs[i].kind == kind)
+            return &handler_specs[i];
+    return NULL;
+}
+
+static const handler_spec_t *handler_by_name(const char *name)
+{
+    for (size_t i = 0; i < ARRAY_LEN(handler_specs); i++)
+        if (strcmp(handler_specs[i].name, name) == 0)
+            return &handler_specs[i];
+    return NULL;
+}
+
+const char *rs_handler_kind_name(rs_handler_kind_t kind)
+{
+    const handler_spec_t *h = handler_by_kind(kind);
+    return h != NULL ? h->name : "?";
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Built-in defaults.                                                                         */
+
+static char *host_name_copy(void)
+{
+    /* gethostname() need not terminate a truncated name, so the last byte stays zero. */
+    char host[256] = {0};
+
+    if (gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0')
+        return strdup(FALLBACK_CONSUMER);
+    return strdup(host);
+}
+
+void rs_config_free(rs_config_t *cfg)
+{
+    if (cfg == NULL)
+        return;
+    free(cfg->path);
+    free(cfg->redis.host);
+    wipe_free(cfg->redis.password);
+    free(cfg->redis.password_file);
+    free(cfg->redis.username);
+    free(cfg->group.name);
+    free(cfg->group.consumer);
+    free(cfg->group.start_id);
+    free(cfg->group.dead_letter_suffix);
+    free_streams(cfg->streams, cfg->nstreams);
+    free(cfg->health.address);
+    free(cfg->tracing.endpoint);
+    free(cfg->tracing.service_name);
+    free(cfg->producer.stream);
+    free(cfg->producer.type);
+    free(cfg);
+}
+
+/* The built-in defaults without the environment applied, so that rs_config_load() can apply
+ * REDSTREAM_REDIS_PASSWORD once, after the file. */
+static rs_config_t *config_defaults(void)
+{
+    rs_config_t *cfg = calloc(1, sizeof(*cfg));
+    if (cfg == NULL)
+        return NULL;
+
+    cfg->redis.host = strdup("127.0.0.1");
+    cfg->redis.port = 6380;
+    cfg->redis.password = strdup("redis123");
+    cfg->redis.password_source = RS_SECRET_DEFAULT;
+    cfg->redis.password_file = NULL;
+    cfg->redis.username = NULL;
+    cfg->redis.db = 0;
+    cfg->redis.connect_timeout_ms = 2000;
+
+    cfg->group.name = strdup("workers");
+    cfg->group.consumer = host_name_copy();
+    cfg->group.start_id = strdup("0");
+    cfg->group.read_count = 100;
+    cfg->group.block_ms = 5000;
+    cfg->group.max_deliveries = 10;
+    cfg->group.claim_idle_ms = 60000;
+    cfg->group.dead_letter_suffix = strdup(":dlq");
+
+    cfg->workers.threads = 8;
+    cfg->workers.queue_capacity = 1024;
+    cfg->workers.shutdown_timeout_ms = 10000;
+
+    cfg->health.address = strdup("127.0.0.1");
+    cfg->health.port = 8083;
+
+    cfg->tracing.enabled = false;
+    cfg->tracing.endpoint = strdup("http://127.0.0.1:4318/v1/traces");
+    cfg->tracing.service_name = strdup("redstream");
+    cfg->tracing.sample_ratio = 1.0;
+
+    cfg->producer.stream = strdup("events");
+    cfg->producer.type = strdup("test");
+    cfg->producer.interval_ms = 1000;
+
+    cfg->log.level = RS_LOG_INFO;
+
+    bool ok = cfg->redis.host != NULL && cfg->redis.password != NULL && cfg->group.name != NULL &&
+              cfg->group.consumer != NULL && cfg->group.start_id != NULL &&
+              cfg->group.dead_letter_suffix != NULL && cfg->health.address != NULL &&
+              cfg->tracing.endpoint != NULL && cfg->tracing.service_name != NULL &&
+              cfg->producer.stream != NULL && cfg->producer.type != NULL;
+
+    cfg->streams = calloc(ARRAY_LEN(default_streams), sizeof(*cfg->streams));
+    if (cfg->streams != NULL) {
+        cfg->nstreams = ARRAY_LEN(default_streams);
+        for (size_t i = 0; i < cfg->nstreams; i++) {
+            cfg->streams[i].name = strdup(default_streams[i]);
+            cfg->streams[i].handler = RS_HANDLER_LOG;
+            cfg->streams[i].line = 0;
+            ok = ok && cfg->streams[i].name != NULL;
+        }
+    }
+    if (!ok || cfg->streams == NULL) {
+        rs_config_free(cfg);
+        return NULL;
+    }
+    return cfg;
+}
+
+/* REDSTREAM_REDIS_PASSWORD wins over the file and the default: set and non-empty, it is the
+ * password; set and empty, it means "no password" (the way to turn AUTH off without editing
+ * the file). Returns 0, or -1 when out of memory. */
+static int apply_environment(rs_config_t *cfg)
+{
+    const char *env = getenv(RS_ENV_REDIS_PASSWORD);
+
+    if (env == NULL)
+        return 0;
+    if (env[0] == '\0') {
+        wipe_free(cfg->redis.password);
+        cfg->redis.password = NULL;
+        cfg->redis.password_source = RS_SECRET_NONE;
+        return 0;
+    }
+    if (rs_config_set_string(&cfg->redis.password, env) != 0)
+        return -1;
+    cfg->redis.password_source = RS_SECRET_ENVIRONMENT;
+    return 0;
+}
+
+rs_config_t *rs_config_new_defaults(void)
+{
+    rs_config_t *cfg = config_defaults();
+
+    if (cfg != NULL && apply_environment(cfg) != 0) {
+        rs_config_free(cfg);
+        return NULL;
+    }
+    return cfg;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Error reporting while loading.                                                             */
+
+typedef struct {
+    const char *path; /* the configuration file as given */
+    char *dir;        /* its directory: the include dir and the base of relative paths */
+    char *err;
+    size_t errlen;
+} loader_t;
+
+/* The directory part of `path` ("." when there is none), as a new string. */
+static char *directory_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+
+    if (slash == NULL)
+        return strdup(".");
+    if (slash == path)
+        return strdup("/");
+    return strndup(path, (size_t)(slash - path)); /* slash > path here */
+}
+
+/* Resolves `name` against the configuration file's directory unless it is absolute.
+ * Returns 0, or -1 when the result does not fit. */
+static int resolve_path(const loader_t *ld, const char *name, char *buf, size_t buflen)
+{
+    int n;
+
+    if (name[0] == '/' || strcmp(ld->dir, ".") == 0)
+        n = snprintf(buf, buflen, "%s", name);
+    else
+        n = snprintf(buf, buflen, "%s/%s", ld->dir, name);
+    return (n < 0 || (size_t)n >= buflen) ? -1 : 0;
+}
+
+/* The file a setting or a parse error comes from, for messages and for re-reading. The main
+ * file is read from a stream, so libconfig records no name for it (NULL) and it is `path`;
+ * an @include is recorded under the name written in the directive, which libconfig resolved
+ * against the include dir (the main file's directory), and doing the same here makes the
+ * name usable from the caller's working directory. */
+static void source_name(const loader_t *ld, const char *file, char *buf, size_t buflen)
+{
+    if (file == NULL || strcmp(file, ld->path) == 0 || resolve_path(ld, file, buf, buflen) != 0)
+        snprintf(buf, buflen, "%s", file != NULL ? file : ld->path);
+}
+
+/* Reports "FILE:LINE: SETTING: problem" for the setting `where` (its file and line) and
+ * returns -1 so callers can `return fail_at(...)`. */
+__attribute__((format(printf, 4, 5))) static int fail_at(const loader_t *ld,
+                                                         const config_setting_t *where,
+                                                         const char *setting, const char *fmt, ...)
+{
+    char problem[512];
+    char file[PATH_MAX];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(problem, sizeof(problem), fmt, ap);
+    va_end(ap);
+
+    source_name(ld, where != NULL ? config_setting_source_file(where) : NULL, file, sizeof(file));
+    unsigned line = where != NULL ? config_setting_source_line(where) : 0;
+    if (line > 0)
+        snprintf(ld->err, ld->errlen, "%s:%u: %s: %s", file, line, setting, problem);
+    else /* only the root has no line, and nothing is reported against the root itself */
+        snprintf(ld->err, ld->errlen, "%s: %s: %s", file, setting, problem);
+    return -1;
+}
+
+static int fail_oom(const loader_t *ld)
+{
+    snprintf(ld->err, ld->errlen, "%s: out of memory", ld->path);
+    return -1;
+}
+
+/* "an integer", "a string", ...: what a setting is, for "must be X, got Y". */
+static const char *type_phrase(int type)
+{
+    switch (type) {
+    case CONFIG_TYPE_GROUP:
+        return "a group";
+    case CONFIG_TYPE_INT:
+    case CONFIG_TYPE_INT64:
+        return "an integer";
+    case CONFIG_TYPE_FLOAT:
+        return "a floating-point number";
+    case CONFIG_TYPE_STRING:
+        return "a string";
+    case CONFIG_TYPE_BOOL:
+        return "a boolean";
+    case CONFIG_TYPE_ARRAY:
+        return "an array";
+    case CONFIG_TYPE_LIST:
+        return "a list";
+    default:
+        return "an unknown type";
+    }
+}
+
+/* Optimal string alignment distance (Levenshtein plus adjacent transpositions, since "raed"
+ * for "read" is the typical typo). Names longer than the row buffers count as far apart. */
+static size_t edit_distance(const char *a, const char *b)
+{
+    enum { MAXLEN = 64 };
+    size_t la = strlen(a), lb = strlen(b);
+    size_t rows[3][MAXLEN + 1];
+
+    if (la > MAXLEN || lb > MAXLEN)
+        return SIZE_MAX;
+    size_t *prev2 = rows[0], *prev = rows[1], *cur = rows[2];
+    for (size_t j = 0; j <= lb; j++)
+        prev[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        cur[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+            size_t best = prev[j] + 1; /* deletion */
+            if (cur[j - 1] + 1 < best)
+                best = cur[j - 1] + 1; /* insertion */
+            if (prev[j - 1] + cost < best)
+                best = prev[j - 1] + cost; /* substitution */
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                prev2[j - 2] + 1 < best)
+                best = prev2[j - 2] + 1; /* transposition */
+            cur[j] = best;
+        }
+        size_t *t = prev2;
+        prev2 = prev;
+        prev = cur;
+        cur = t;
+    }
+    return prev[lb];
+}
+
+/* The closest known name seen so far, fed one candidate at a time so that names from several
+ * tables (a stream entry's common keys and its handler's keys) can compete. */
+typedef struct {
+    const char *typed;
+    const char *best;
+    size_t distance;
+} suggestion_t;
+
+static void suggest_consider(suggestion_t *sg, const char *known)
+{
+    size_t d = edit_distance(sg->typed, known);
+    if (d <= SUGGEST_MAX_DISTANCE && (sg->best == NULL || d < sg->distance)) {
+        sg->best = known;
+        sg->distance = d;
+    }
+}
+
+static int fail_unknown(const loader_t *ld, const config_setting_t *s, const char *setting,
+                        const suggestion_t *sg)
+{
+    if (sg->best != NULL)
+        return fail_at(ld, s, setting, "unknown setting (misspelled?), did you mean '%s'?",
+                       sg->best);
+    return fail_at(ld, s, setting, "unknown setting (misspelled?)");
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Reading integers.                                                                          */
+
+static bool is_name_char(int c)
+{
+    return isalnum(c) || c == '_' || c == '-' || c == '*';
+}
+
+/* If `p` (just past a setting's name) continues with "= LITERAL" or ": LITERAL", copies the
+ * integer literal into `num` and returns true. */
+static bool literal_after_name(const char *p, char *num, size_t numlen)
+{
+    p += strspn(p, " \t");
+    if (*p != '=' && *p != ':')
+        return false;
+    p++;
+    p += strspn(p, " \t");
+    size_t n = strspn(p, "+-0123456789abcdefABCDEFxX");
+    if (n == 0 || n >= numlen)
+        return false;
+    memcpy(num, p, n);
+    num[n] = '\0';
+    return true;
+}
+
+/* libconfig 1.5 converts a decimal literal without the L suffix with atoi(), so
+ * "port = 4294967297" arrives as 1 and would pass the range check. It keeps no copy of the
+ * text, so this re-reads the setting's line and parses the literal itself, skipping strings
+ * and comments on the line. Returns true, with the literal in `lit`, when "NAME = LITERAL"
+ * is found and its value differs from `parsed`. Best effort: when the line cannot be read or
+ * no literal follows the name on it (a value on the next line, or a name inside a comment
+ * opened on an earlier line), the parsed value stands; any candidate that matches `parsed`
+ * clears the alarm, so a stray occurrence can never reject a correct value. */
+static bool int_literal_truncated(const loader_t *ld, const config_setting_t *s, long long parsed,
+                                  char *lit, size_t litlen)
+{
+    const char *name = config_setting_name(s);
+    unsigned line = config_setting_source_line(s);
+    char file[PATH_MAX];
+    char text[1024];
+    bool mismatch = false, match = false;
+    bool in_string = false, in_comment = false;
+
+    if (name == NULL || line == 0)
+        return false;
+    source_name(ld, config_setting_source_file(s), file, sizeof(file));
+    /* Only a regular file can be read twice; a pipe (-c <(...)) could block or be empty. */
+    struct stat st;
+    if (stat(file, &st) != 0 || !S_ISREG(st.st_mode))
+        return false;
+    FILE *fp = fopen(file, "re");
+    if (fp == NULL)
+        return false;
+    for (unsigned at = 1; at < line;) {
+        int c = getc(fp);
+        if (c == EOF)
+            break;
+        if (c == '\n')
+            at++;
+    }
+    bool have = fgets(text, sizeof(text), fp) != NULL;
+    fclose(fp);
+    if (!have)
+        return false;
+
+    size_t nlen = strlen(name);
+    for (size_t i = 0; text[i] != '\0' && !match; i++) {
+        char c = text[i];
+        if (in_string) {
+            if (c == '\\' && text[i + 1] != '\0')
+                i++;
+            else if (c == '"')
+                in_string = false;
+            continue;
+        }
+        if (in_comment) {
+            if (c == '*' && text[i + 1] == '/') {
+                in_comment = false;
+                i++;
+            }
+            continue;
+        }
+        if (c == '"') {
+            in_string = true;
+            continue;
+        }
+        if (c == '#' || (c == '/' && text[i + 1] == '/'))
+            break;
+        if (c == '/' && text[i + 1] == '*') {
+            in_comment = true;
+            i++;
+            continue;
+        }
+        char num[64];
+        if (strncmp(text + i, name, nlen) != 0 ||
+            (i > 0 && is_name_char((unsigned char)text[i - 1])) ||
+            !literal_after_name(text + i + nlen, num, sizeof(num)))
+            continue;
+        const char *digits = num + (num[0] == '+' || num[0] == '-');
+        bool hex = digits[0] == '0' && (digits[1] == 'x' || digits[1] == 'X');
+        char *end;
+        errno = 0;
+        long long v = strtoll(num, &end, hex ? 16 : 10);
+        if (*end != '\0')
+            continue; /* not an integer literal after all */
+        if (errno != ERANGE && v == parsed) {
+            match = true;
+        } else if (!mismatch) {
+            mismatch = true;
+            snprintf(lit, litlen, "%s", num);
+        }
+    }
+    /* The same line may hold the password. */
+    explicit_bzero(text, sizeof(text));
+    return mismatch && !match;
+}
+
+/* Reads an integer setting (int or int64). Returns 0 with the value, 1 when libconfig
+ * truncated the literal (now in `lit`), -1 when the setting is not an integer. */
+static int read_integer(const loader_t *ld, const config_setting_t *s, long long *out, char *lit,
+                        size_t litlen)
+{
+    int type = config_setting_type(s);
+
+    if (type != CONFIG_TYPE_INT && type != CONFIG_TYPE_INT64)
+        return -1;
+    *out = config_setting_get_int64(s);
+    if (type == CONFIG_TYPE_INT && int_literal_truncated(ld, s, *out, lit, litlen))
+        return 1;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Key tables.                                                                                */
+
+typedef enum {
+    KEY_STRING,    /* char *, a heap copy */
+    KEY_INT,       /* int in [min, max] */
+    KEY_BOOL,      /* bool; only true or false */
+    KEY_RATIO,     /* double in [0, 1], written as a float or an integer */
+    KEY_LOG_LEVEL, /* rs_log_level_t, written as its name */
+    KEY_HANDLER,   /* rs_handler_kind_t, written as its name */
+} key_kind_t;
+
+#define KEY_NONEMPTY 0x1u /* KEY_STRING: "" is rejected */
+
+/* Checks a string's text beyond non-emptiness. Returns 0, or -1 with the problem in `why`. */
+typedef int (*string_check_fn)(const char *value, char *why, size_t whylen);
+
+/* One accepted key. `offset` locates its field in the struct the table describes
+ * (rs_config_t for sections, rs_stream_config_t for stream entries). */
+struct key_spec {
+    const char *name;
+    key_kind_t kind;
+    size_t offset;
+    long long min, max; /* KEY_INT */
+    unsigned flags;
+    string_check_fn check; /* KEY_STRING; NULL when any text is fine */
+};
+
+#define K_STRING(name, type, field, flags, check)                                                  \
+    {                                                                                              \
+        name, KEY_STRING, offsetof(type, field), 0, 0, flags, check                                \
+    }
+#define K_INT(name, type, field, min, max)                                                         \
+    {                                                                                              \
+        name, KEY_INT, offsetof(type, field), min, max, 0, NULL                                    \
+    }
+#define K_OTHER(name, kind, type, field)                                                           \
+    {                                                                                              \
+        name, kind, offsetof(type, field), 0, 0, 0, NULL                                           \
+    }
+
+/* Redis accepts "$" (only entries added from now on) or an entry id "MS" / "MS-SEQ", each part
+ * a decimal 64-bit number; "0" is the smallest id and so means the whole history. */
+static bool is_u64_decimal(const char *s, size_t n)
+{
+    if (n == 0 || n > 20 || strspn(s, "0123456789") < n)
+        return false;
+    char buf[21];
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    errno = 0;
+    (void)strtoull(buf, NULL, 10);
+    return errno != ERANGE;
+}
+
+static int check_start_id(const char *value, char *why, size_t whylen)
+{
+    if (strcmp(value, "$") == 0)
+        return 0;
+    const char *dash = strchr(value, '-');
+    bool ok = dash == NULL ? is_u64_decimal(value, strlen(value))
+                           : is_u64_decimal(value, (size_t)(dash - value)) &&
+                                 is_u64_decimal(dash + 1, strlen(dash + 1));
+    if (ok)
+        return 0;
+    snprintf(why, whylen,
+             "must be \"$\" (new entries only), \"0\" (the whole history) or an entry id "
+             "such as \"1700000000000-0\", got '%s'",
+             value);
+    return -1;
+}
+
+static int check_endpoint(const char *value, char *why, size_t whylen)
+{
+    const char *rest = NULL;
+
+    if (strncasecmp(value, "http://", 7) == 0)
+        rest = value + 7;
+    else if (strncasecmp(value, "https://", 8) == 0)
+        rest = value + 8;
+    if (rest != NULL && rest[0] != '\0' && rest[0] != '/')
+        return 0;
+    snprintf(why, whylen, "must start with http:// or https:// and name a host, got '%s'", value);
+    return -1;
+}
+
+static const key_spec_t redis_keys[] = {
+    K_STRING("host", rs_config_t, redis.host, KEY_NONEMPTY, NULL),
+    K_INT("port", rs_config_t, redis.port, 1, 65535),
+    /* "" is allowed and means no AUTH; password and password_file are reconciled in
+     * finish_redis(). */
+    K_STRING("password", rs_config_t, redis.password, 0, NULL),
+    K_STRING("password_file", rs_config_t, redis.password_file, KEY_NONEMPTY, NULL),
+    K_STRING("username", rs_config_t, redis.username, KEY_NONEMPTY, NULL),
+    K_INT("db", rs_config_t, redis.db, 0, 1000000),
+    K_INT("connect_timeout_ms", rs_config_t, redis.connect_timeout_ms, 1, 600000),
+};
+
+static const key_spec_t group_keys[] = {
+    K_STRING("name", rs_config_t, group.name, KEY_NONEMPTY, NULL),
+    K_STRING("consumer", rs_config_t, group.consumer, KEY_NONEMPTY, NULL),
+    K_STRING("start_id", rs_config_t, group.start_id, KEY_NONEMPTY, check_start_id),
+    K_INT("read_count", rs_config_t, group.read_count, 1, 100000),
+    K_INT("block_ms", rs_config_t, group.block_ms, 1, 600000),
+    K_INT("max_deliveries", rs_config_t, group.max_deliveries, 1, 1000000),
+    K_INT("claim_idle_ms", rs_config_t, group.claim_idle_ms, 1, 604800000),
+    K_STRING("dead_letter_suffix", rs_config_t, group.dead_letter_suffix, KEY_NONEMPTY, NULL),
+};
+
+static const key_spec_t workers_keys[] = {
+    K_INT("threads", rs_config_t, workers.threads, 1, 1024),
+    K_INT("queue_capacity", rs_config_t, workers.queue_capacity, 1, 1048576),
+    K_INT("shutdown_timeout_ms", rs_config_t, workers.shutdown_timeout_ms, 0, 3600000),
+};
+
+static const key_spec_t health_keys[] = {
+    K_STRING("address", rs_config_t, health.address, KEY_NONEMPTY, NULL),
+    K_INT("port", rs_config_t, health.port, 1, 65535),
+};
+
+static const key_spec_t tracing_keys[] = {
+    K_OTHER("enabled", KEY_BOOL, rs_config_t, tracing.enabled),
+    K_STRING("endpoint", rs_config_t, tracing.endpoint, KEY_NONEMPTY, check_endpoint),
+    K_STRING("service_name", rs_config_t, tracing.service_name, KEY_NONEMPTY, NULL),
+    K_OTHER("sample_ratio", KEY_RATIO, rs_config_t, tracing.sample_ratio),
+};
+
+static const key_spec_t producer_keys[] = {
+    K_STRING("stream", rs_config_t, producer.stream, KEY_NONEMPTY, NULL),
+    K_STRING("type", rs_config_t, producer.type, KEY_NONEMPTY, NULL),
+    K_INT("interval_ms", rs_config_t, producer.interval_ms, 0, 86400000),
+};
+
+static const key_spec_t log_keys[] = {
+    K_OTHER("level", KEY_LOG_LEVEL, rs_config_t, log.level),
+};
+
+/* Keys every stream entry takes, whatever its handler. */
+static const key_spec_t stream_keys[] = {
+    K_STRING("name", rs_stream_config_t, name, KEY_NONEMPTY, NULL),
+    K_OTHER("handler", KEY_HANDLER, rs_stream_config_t, handler),
+};
+
+static const key_spec_t *find_key(const key_spec_t *keys, size_t nkeys, const char *name)
+{
+    for (size_t i = 0; i < nkeys; i++)
+        if (strcmp(keys[i].name, name) == 0)
+            return &keys[i];
+    return NULL;
+}
+
+/* Checks setting `s` against `k` and stores its value in the field `k` names inside `base`.
+ * `setting` is its path for messages ("redis.port"). Returns 0 or -1 with the message set. */
+static int apply_key(const loader_t *ld, const key_spec_t *k, const config_setting_t *s,
+                     const char *setting, void *base)
+{
+    void *field = (char *)base + k->offset;
+    int type = config_setting_type(s);
+    char lit[64];
+    long long n;
+
+    switch (k->kind) {
+    case KEY_STRING: {
+        if (type != CONFIG_TYPE_STRING)
+            return fail_at(ld, s, setting, "must be a string, got %s", type_phrase(type));
+        const char *v = config_setting_get_string(s);
+        if ((k->flags & KEY_NONEMPTY) && v[0] == '\0')
+            return fail_at(ld, s, setting, "must not be empty");
+        char why[384];
+        if (k->check != NULL && k->check(v, why, sizeof(why)) != 0)
+            return fail_at(ld, s, setting, "%s", why);
+        char **slot = field;
+        return rs_config_set_string(slot, v) == 0 ? 0 : fail_oom(ld);
+    }
+    case KEY_INT: {
+        int rc = read_integer(ld, s, &n, lit, sizeof(lit));
+        if (rc < 0)
+            return fail_at(ld, s, setting, "must be an integer, got %s", type_phrase(type));
+        if (rc > 0)
+            return fail_at(ld, s, setting, "must be between %lld and %lld, got %s", k->min, k->max,
+                           lit);
+        if (n < k->min || n > k->max)
+            return fail_at(ld, s, setting, "must be between %lld and %lld, got %lld", k->min,
+                           k->max, n);
+        int *slot = field;
+        *slot = (int)n; /* every range in the tables lies within int */
+        return 0;
+    }
+    case KEY_BOOL: {
+        if (type != CONFIG_TYPE_BOOL)
+            return fail_at(ld, s, setting, "must be a boolean (true or false), got %s",
+                           type_phrase(type));
+        bool *slot = field;
+        *slot = config_setting_get_bool(s) != 0;
+        return 0;
+    }
+    case KEY_RATIO: {
+        double v;
+        if (type == CONFIG_TYPE_FLOAT) {
+            v = config_setting_get_float(s);
+        } else {
+            int rc = read_integer(ld, s, &n, lit, sizeof(lit));
+            if (rc < 0)
+                return fail_at(ld, s, setting, "must be a number between 0 and 1, got %s",
+                               type_phrase(type));
+            if (rc > 0)
+                return fail_at(ld, s, setting, "must be between 0 and 1, got %s", lit);
+            v = (double)n; /* exact: only 0 and 1 pass below */
+        }
+        if (!(v >= 0.0 && v <= 1.0)) /* written this way so NaN fails too */
+            return fail_at(ld, s, setting, "must be between 0 and 1, got %g", v);
+        double *slot = field;
+        *slot = v;
+        return 0;
+    }
+    case KEY_LOG_LEVEL: {
+        if (type != CONFIG_TYPE_STRING)
+            return fail_at(ld, s, setting, "must be a string, got %s", type_phrase(type));
+        const char *v = config_setting_get_string(s);
+        rs_log_level_t *slot = field;
+        if (rs_log_level_parse(v, slot) != 0)
+            return fail_at(ld, s, setting, "must be one of error, warn, info, debug, got '%s'", v);
+        return 0;
+    }
+    case KEY_HANDLER: {
+        if (type != CONFIG_TYPE_STRING)
+            return fail_at(ld, s, setting, "must be a string, got %s", type_phrase(type));
+        const char *v = config_setting_get_string(s);
+        const handler_spec_t *h = handler_by_name(v);
+        if (h == NULL) {
+            char known[256] = "";
+            size_t used = 0;
+            for (size_t i = 0; i < ARRAY_LEN(handler_specs) && used < sizeof(known); i++) {
+                int w = snprintf(known + used, sizeof(known) - used, "%s%s", i > 0 ? ", " : "",
+                                 handler_specs[i].name);
+                if (w < 0)
+                    break;
+                used += (size_t)w;
+            }
+            return fail_at(ld, s, setting, "unknown handler '%s' (known: %s)", v, known);
+        }
+        rs_handler_kind_t *slot = field;
+        *slot = h->kind;
+        return 0;
+    }
+    }
+    return fail_at(ld, s, setting, "internal error: unhandled key kind");
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Sections.                                                                                  */
+
+typedef struct section_spec section_spec_t;
+
+struct section_spec {
+    const char *name;
+    const key_spec_t *keys;
+    size_t nkeys;
+    /* Parses the section's setting into cfg. */
+    int (*parse)(const loader_t *ld, const section_spec_t *spec, const config_setting_t *s,
+                 rs_config_t *cfg);
+    /* Checks that involve several keys of the section, after each passed on its own; NULL
+     * when there are none. */
+    int (*finish)(const loader_t *ld, const config_setting_t *s, rs_config_t *cfg);
+};
+
+/* Reads the first line of the password file, refusing a file others can read: the point of a
+ * password file is that only the service's user sees the secret. The file's contents never
+ * appear in a message. */
+static int read_password_file(const loader_t *ld, const config_setting_t *s, rs_config_t *cfg)
+{
+    const char *setting = "redis.password_file";
+    char path[PATH_MAX];
+    char ebuf[128];
+    char buf[PASSWORD_FILE_MAX + 1];
+    struct stat st;
+    size_t len = 0;
+    int rc = -1;
+
+    if (resolve_path(ld, cfg->redis.password_file, path, sizeof(path)) != 0)
+        return fail_at(ld, s, setting, "path is too long");
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return fail_at(ld, s, setting, "cannot read %s: %s", path,
+                       errno_text(errno, ebuf, sizeof(ebuf)));
+    /* fstat on the open descriptor, so the file checked is the file read. */
+    if (fstat(fd, &st) != 0) {
+        rc = fail_at(ld, s, setting, "cannot read %s: %s", path,
+                     errno_text(errno, ebuf, sizeof(ebuf)));
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        rc = fail_at(ld, s, setting, "%s is not a regular file", path);
+        goto out;
+    }
+    if ((st.st_mode & 077) != 0) {
+        rc = fail_at(ld, s, setting, "%s is readable by group or others (mode %03o); chmod 600 %s",
+                     path, (unsigned)(st.st_mode & 0777), path);
+        goto out;
+    }
+    while (len < sizeof(buf) - 1) {
+        ssize_t got = read(fd, buf + len, sizeof(buf) - 1 - len);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            rc = fail_at(ld, s, setting, "cannot read %s: %s", path,
+                         errno_text(errno, ebuf, sizeof(ebuf)));
+            goto out;
+        }
+        if (got == 0)
+            break;
+        len += (size_t)got; /* got > 0 here */
+    }
+    char *nl = memchr(buf, '\n', len);
+    if (nl == NULL && len == sizeof(buf) - 1) {
+        rc = fail_at(ld, s, setting, "the first line of %s is longer than %d bytes", path,
+                     PASSWORD_FILE_MAX - 1);
+        goto out;
+    }
+    if (nl != NULL)
+        len = (size_t)(nl - buf); /* nl points into buf */
+    while (len > 0 && (buf[len - 1] == '\r' || buf[len - 1] == '\n'))
+        len--;
+    if (len == 0) {
+        rc = fail_at(ld, s, setting, "%s is empty (the password is its first line)", path);
+        goto out;
+    }
+    if (memchr(buf, '\0', len) != NULL) {
+        rc = fail_at(ld, s, setting, "the first line of %s contains a NUL byte", path);
+        goto out;
+    }
+    buf[len] = '\0';
+    if (rs_config_set_string(&cfg->redis.password, buf) != 0) {
+        rc = fail_oom(ld);
+        goto out;
+    }
+    cfg->redis.password_source = RS_SECRET_FILE;
+    rc = 0;
+out:
+    explicit_bzero(buf, sizeof(buf));
+    close(fd);
+    return rc;
+}
+
+static int finish_redis(const loader_t *ld, const config_setting_t *s, rs_config_t *cfg)
+{
+    const config_setting_t *pw = config_setting_get_member(s, "password");
+    const config_setting_t *pf = config_setting_get_member(s, "password_file");
+
+    if (pw != NULL && pf != NULL)
+        return fail_at(ld, pf, "redis.password_file",
+                       "cannot be combined with redis.password (line %u); set only one",
+                       config_setting_source_line(pw));
+    if (pw != NULL) {
+        /* An empty password in the file turns AUTH off; NULL says so unambiguously. */
+        if (cfg->redis.password[0] == '\0') {
+            wipe_free(cfg->redis.password);
+            cfg->redis.password = NULL;
+            cfg->redis.password_source = RS_SECRET_NONE;
+        } else {
+            cfg->redis.password_source = RS_SECRET_CONFIG;
+        }
+    }
+    if (pf != NULL)
+        return read_password_file(ld, pf, cfg);
+    return 0;
+}
+
+/* A section that is a group of keys from spec->keys. */
+static int parse_group(const loader_t *ld, const section_spec_t *spec, const config_setting_t *s,
+                       rs_config_t *cfg)
+{
+    if (!config_setting_is_group(s))
+        return fail_at(ld, s, spec->name, "must be a group ({ key = value; ... }), got %s",
+                       type_phrase(config_setting_type(s)));
+    int n = config_setting_length(s);
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *m = config_setting_get_elem(s, (unsigned)i); /* 0 <= i < n */
+        const char *name = config_setting_name(m);
+        char setting[SETTING_PATH_MAX];
+        snprintf(setting, sizeof(setting), "%s.%s", spec->name, name);
+        const key_spec_t *k = find_key(spec->keys, spec->nkeys, name);
+        if (k == NULL) {
+            suggestion_t sg = {.typed = name};
+            for (size_t j = 0; j < spec->nkeys; j++)
+                suggest_consider(&sg, spec->keys[j].name);
+            return fail_unknown(ld, m, setting, &sg);
+        }
+        if (apply_key(ld, k, m, setting, cfg) != 0)
+            return -1;
+    }
+    return spec->finish != NULL ? spec->finish(ld, s, cfg) : 0;
+}
+
+/* One entry of `streams`: { name = "events"; handler = "log"; ... }. The handler is read first
+ * because it decides which further keys the entry may hold. */
+static int parse_stream_entry(const loader_t *ld, const config_setting_t *e, unsigned index,
+                              rs_stream_config_t *out)
+{
+    char base[32];
+    char setting[SETTING_PATH_MAX];
+
+    snprintf(base, sizeof(base), "streams[%u]", index);
+    if (!config_setting_is_group(e))
+        return fail_at(ld, e, base, "must be a group like { name = \"events\"; }, got %s",
+                       type_phrase(config_setting_type(e)));
+    unsigned line = config_setting_source_line(e);
+    out->line = line > INT_MAX ? INT_MAX : (int)line; /* checked just before */
+    out->handler = RS_HANDLER_LOG;
+
+    const config_setting_t *hs = config_setting_get_member(e, "handler");
+    if (hs != NULL) {
+        snprintf(setting, sizeof(setting), "%s.handler", base);
+        if (apply_key(ld, find_key(stream_keys, ARRAY_LEN(stream_keys), "handler"), hs, setting,
+                      out) != 0)
+            return -1;
+    }
+    const handler_spec_t *h = handler_by_kind(out->handler);
+
+    int n = config_setting_length(e);
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *m = config_setting_get_elem(e, (unsigned)i); /* 0 <= i < n */
+        const char *name = config_setting_name(m);
+        if (m == hs)
+            continue;
+        snprintf(setting, sizeof(setting), "%s.%s", base, name);
+        const key_spec_t *k = find_key(stream_keys, ARRAY_LEN(stream_keys), name);
+        if (k == NULL)
+            k = find_key(h->keys, h->nkeys, name);
+        if (k == NULL) {
+            suggestion_t sg = {.typed = name};
+            for (size_t j = 0; j < ARRAY_LEN(stream_keys); j++)
+                suggest_consider(&sg, stream_keys[j].name);
+            for (size_t j = 0; j < h->nkeys; j++)
+                suggest_consider(&sg, h->keys[j].name);
+            return fail_unknown(ld, m, setting, &sg);
+        }
+        if (apply_key(ld, k, m, setting, out) != 0)
+            return -1;
+    }
+    if (out->name == NULL) {
+        snprintf(setting, sizeof(setting), "%s.name", base);
+        return fail_at(ld, e, setting, "required setting is missing (the stream's key in Redis)");
+    }
+    return 0;
+}
+
+/* `streams`: a list of groups that replaces the default list as a whole. */
+static int parse_streams(const loader_t *ld, const section_spec_t *spec, const config_setting_t *s,
+                         rs_config_t *cfg)
+{
+    if (!config_setting_is_list(s))
+        return fail_at(ld, s, spec->name,
+                       "must be a list of groups, e.g. ( { name = \"events\"; } ), got %s",
+                       type_phrase(config_setting_type(s)));
+    int n = config_setting_length(s);
+    if (n <= 0)
+        return fail_at(ld, s, spec->name, "must list at least one stream");
+
+    size_t count = (size_t)n; /* n > 0 */
+    rs_stream_config_t *list = calloc(count, sizeof(*list));
+    if (list == NULL)
+        return fail_oom(ld);
+    for (size_t i = 0; i < count; i++) {
+        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i); /* i < n */
+        if (parse_stream_entry(ld, e, (unsigned)i, &list[i]) != 0)
+            goto fail;
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(list[j].name, list[i].name) == 0) {
+                char setting[SETTING_PATH_MAX];
+                snprintf(setting, sizeof(setting), "streams[%zu].name", i);
+                fail_at(ld, config_setting_get_member(e, "name"), setting,
+                        "duplicate stream '%s' (first at line %d)", list[i].name, list[j].line);
+                goto fail;
+            }
+        }
+    }
+    free_streams(cfg->streams, cfg->nstreams);
+    cfg->streams = list;
+    cfg->nstreams = count;
+    return 0;
+fail:
+    free_streams(list, count);
+    return -1;
+}
+
+static const section_spec_t section_specs[] = {
+    {"redis", redis_keys, ARRAY_LEN(redis_keys), parse_group, finish_redis},
+    {"group", group_keys, ARRAY_LEN(group_keys), parse_group, NULL},
+    {"workers", workers_keys, ARRAY_LEN(workers_keys), parse_group, NULL},
+    {"streams", NULL, 0, parse_streams, NULL},
+    {"health", health_keys, ARRAY_LEN(health_keys), parse_group, NULL},
+    {"tracing", tracing_keys, ARRAY_LEN(tracing_keys), parse_group, NULL},
+    {"producer", producer_keys, ARRAY_LEN(producer_keys), parse_group, NULL},
+    {"log", log_keys, ARRAY_LEN(log_keys), parse_group, NULL},
+};
+
+/* A stream named X + dead_letter_suffix, next to a stream X, is where X's dead letters go;
+ * consuming it would hand dead letters back to the workers that gave up on them. Runs after
+ * all sections because `group` may come after `streams` in the file. */
+static int check_dead_letter_streams(const loader_t *ld, const config_setting_t *root,
+                                     const rs_config_t *cfg)
+{
+    const char *suffix = cfg->group.dead_letter_suffix;
+    size_t slen = strlen(suffix);
+    const config_setting_t *list = config_setting_get_member(root, "streams");
+
+    for (size_t i = 0; i < cfg->nstreams; i++) {
+        const char *name = cfg->streams[i].name;
+        size_t nlen = strlen(name);
+        if (nlen <= slen || strcmp(name + nlen - slen, suffix) != 0)
+            continue;
+        for (size_t j = 0; j < cfg->nstreams; j++) {
+            const char *origin = cfg->streams[j].name;
+            if (j == i || strlen(origin) != nlen - slen || strncmp(origin, name, nlen - slen) != 0)
+                continue;
+            /* The built-in streams cannot collide with each other, so a collision involves
+             * a `streams` list from the file unless the suffix itself makes one. */
+            char setting[SETTING_PATH_MAX];
+            const config_setting_t *where = NULL;
+            if (list != NULL) {
+                where = config_setting_get_elem(list, (unsigned)i); /* i < length */
+                where = where != NULL ? config_setting_get_member(where, "name") : NULL;
+                snprintf(setting, sizeof(setting), "streams[%zu].name", i);
+            } else {
+                where = config_setting_get_member(root, "group");
+                where =
+                    where != NULL ? config_setting_get_member(where, "dead_letter_suffix") : NULL;
+                snprintf(setting, sizeof(setting), "group.dead_letter_suffix");
+            }
+            return fail_at(ld, where, setting,
+                           "stream '%s' is where the dead letters of stream '%s' go "
+                           "(group.dead_letter_suffix is '%s'); consuming it would "
+                           "re-process dead letters",
+                           name, origin, suffix);
+        }
+    }
+    return 0;
+}
+
+static int parse_root(const loader_t *ld, const config_setting_t *root, rs_config_t *cfg)
+{
+    int n = config_setting_length(root);
+
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *s = config_setting_get_elem(root, (unsigned)i); /* 0 <= i < n */
+        const char *name = config_setting_name(s);
+        const section_spec_t *spec = NULL;
+        for (size_t j = 0; j < ARRAY_LEN(section_specs) && spec == NULL; j++)
+            if (strcmp(section_specs[j].name, name) == 0)
+                spec = &section_specs[j];
+        if (spec == NULL) {
+            suggestion_t sg = {.typed = name};
+            for (size_t j = 0; j < ARRAY_LEN(section_specs); j++)
+                suggest_consider(&sg, section_specs[j].name);
+            return fail_unknown(ld, s, name, &sg);
+        }
+        if (spec->parse(ld, spec, s, cfg) != 0)
+            return -1;
+    }
+    return check_dead_letter_streams(ld, root, cfg);
+}
+
+/* libconfig keeps its own copy of every string it parsed, and config_destroy() frees them
+ * without wiping; the password is the one worth wiping. */
+static void wipe_parsed_password(const config_t *lc)
+{
+    config_setting_t *pw = config_lookup(lc, "redis.password");
+
+    if (pw != NULL && config_setting_type(pw) == CONFIG_TYPE_STRING) {
+        /* libconfig hands out a const view of a string it allocated and owns. */
+        char *text = (char *)(uintptr_t)config_setting_get_string(pw);
+        explicit_bzero(text, strlen(text));
+    }
+}
+
+rs_config_t *rs_config_load(const char *path, char *err, size_t errlen)
+{
+    char ebuf[128];
+    struct stat st;
+
+    if (err == NULL)
+        errlen = 0; /* snprintf(NULL, 0, ...) is valid and writes nothing */
+    else if (errlen > 0)
+        err[0] = '\0';
+    if (path == NULL || path[0] == '\0') {
+        snprintf(err, errlen, "configuration file name is empty");
+        return NULL;
+    }
+    /* Checked first so that a directory or a missing file gets a plain message instead of
+     * libconfig's generic "file I/O error". */
+    if (stat(path, &st) != 0) {
+        snprintf(err, errlen, "%s: cannot read: %s", path, errno_text(errno, ebuf, sizeof(ebuf)));
+        return NULL;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "%s: is a directory", path);
+        return NULL;
+    }
+    /* Opened here rather than by config_read_file() so that a refusal comes with errno's
+     * reason ("Permission denied") instead of libconfig's "file I/O error". libconfig then
+     * records no file name for the main file's settings, and source_name() supplies it. */
+    FILE *fp = fopen(path, "re");
+    if (fp == NULL) {
+        snprintf(err, errlen, "%s: cannot read: %s", path, errno_text(errno, ebuf, sizeof(ebuf)));
+        return NULL;
+    }
+
+    loader_t ld = {.path = path, .dir = directory_of(path), .err = err, .errlen = errlen};
+    rs_config_t *cfg = config_defaults();
+    if (ld.dir == NULL || cfg == NULL || (cfg->path = strdup(path)) == NULL) {
+        fail_oom(&ld);
+        fclose(fp);
+        free(ld.dir);
+        rs_config_free(cfg);
+        return NULL;
+    }
+
+    config_t lc;
+    int rc = -1;
+    config_init(&lc);
+    config_set_include_dir(&lc, ld.dir);
+    int read_ok = config_read(&lc, fp);
+    fclose(fp);
+    if (!read_ok) {
+        if (config_error_type(&lc) == CONFIG_ERR_FILE_IO) {
+            snprintf(err, errlen, "%s: cannot read: %s", path, config_error_text(&lc));
+        } else {
+            char file[PATH_MAX];
+            const char *text = config_error_text(&lc);
+            source_name(&ld, config_error_file(&lc), file, sizeof(file));
+            /* libconfig's text is often just "syntax error"; don't say it twice. */
+            bool plain = text == NULL || strcmp(text, "syntax error") == 0;
+            snprintf(err, errlen, "%s:%d: syntax error%s%s", file, config_error_line(&lc),
+                     plain ? "" : ": ", plain ? "" : text);
+        }
+    } else {
+        rc = parse_root(&ld, config_root_setting(&lc), cfg);
+        if (rc == 0 && apply_environment(cfg) != 0)
+            rc = fail_oom(&ld);
+        wipe_parsed_password(&lc);
+    }
+    config_destroy(&lc);
+    free(ld.dir);
+    if (rc != 0) {
+        rs_config_free(cfg);
+        return NULL;
+    }
+    return cfg;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Overrides and the summary.                                                                 */
+
+/* "6380" -> 6380; digits only, 1..65535. */
+static int parse_port(const char *text, int *out)
+{
+    size_t n = strlen(text);
+
+    if (n == 0 || n > 5 || strspn(text, "0123456789") != n)
+        return -1;
+    long v = strtol(text, NULL, 10);
+    if (v < 1 || v > 65535)
+        return -1;
+    *out = (int)v; /* 1..65535 */
+    return 0;
+}
+
+int rs_config_set_redis_addr(rs_config_t *cfg, const char *addr, const char *what, char *err,
+                             size_t errlen)
+{
+    const char *host, *host_end, *port_text = NULL;
+    int port = cfg->redis.port;
+
+    if (err == NULL)
+        errlen = 0;
+    if (what == NULL)
+        what = "redis address";
+    if (addr == NULL || addr[0] == '\0') {
+        snprintf(err, errlen, "%s: empty address (expected host:port)", what);
+        return -1;
+    }
+    if (addr[0] == '[') {
+        const char *close = strchr(addr, ']');
+        if (close == NULL) {
+            snprintf(err, errlen, "%s: missing ']' in '%s' (expected [address]:port)", what, addr);
+            return -1;
+        }
+        host = addr + 1;
+        host_end = close;
+        if (close[1] == ':') {
+            port_text = close + 2;
+        } else if (close[1] != '\0') {
+            snprintf(err, errlen, "%s: unexpected text after ']' in '%s' (expected [address]:port)",
+                     what, addr);
+            return -1;
+        }
+    } else {
+        const char *colon = strchr(addr, ':');
+        if (colon != NULL && strchr(colon + 1, ':') != NULL) {
+            snprintf(err, errlen, "%s: '%s' has several ':'; write an IPv6 address as [::1]:6380",
+                     what, addr);
+            return -1;
+        }
+        host = addr;
+        host_end = colon != NULL ? colon : addr + strlen(addr);
+        if (colon != NULL)
+            port_text = colon + 1;
+    }
+    if (host_end == host) {
+        snprintf(err, errlen, "%s: empty host in '%s'", what, addr);
+        return -1;
+    }
+    for (const char *p = host; p < host_end; p++) {
+        if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p)) {
+            snprintf(err, errlen, "%s: host in '%s' contains whitespace or control characters",
+                     what, addr);
+            return -1;
+        }
+    }
+    if (port_text != NULL && parse_port(port_text, &port) != 0) {
+        snprintf(err, errlen, "%s: port must be a number between 1 and 65535, got '%s'", what,
+                 port_text);
+        return -1;
+    }
+    char *copy = strndup(host, (size_t)(host_end - host)); /* host_end > host */
+    if (copy == NULL) {
+        snprintf(err, errlen, "%s: out of memory", what);
+        return -1;
+    }
+    free(cfg->redis.host);
+    cfg->redis.host = copy;
+    cfg->redis.port = port;
+    return 0;
+}
+
+/* Where the password came from, never the password. */
+static void describe_password(const rs_config_t *cfg, char *buf, size_t buflen)
+{
+    if (cfg->redis.password == NULL || cfg->redis.password[0] == '\0') {
+        snprintf(buf, buflen, "none");
+        return;
+    }
+    switch (cfg->redis.password_source) {
+    case RS_SECRET_DEFAULT:
+        snprintf(buf, buflen, "set (built-in default)");
+        break;
+    case RS_SECRET_CONFIG:
+        snprintf(buf, buflen, "set (from the configuration file)");
+        break;
+    case RS_SECRET_FILE:
+        snprintf(buf, buflen, "set (from file %s)",
+                 cfg->redis.password_file != NULL ? cfg->redis.password_file : "?");
+        break;
+    case RS_SECRET_ENVIRONMENT:
+        snprintf(buf, buflen, "set (from environment %s)", RS_ENV_REDIS_PASSWORD);
+        break;
+    case RS_SECRET_FLAG:
+        snprintf(buf, buflen, "set (from a command-line flag)");
+        break;
+    case RS_SECRET_NONE:
+    default:
+        snprintf(buf, buflen, "set");
+        break;
+    }
+}
+
+/* An IPv6 literal needs brackets before ":port". */
+static void print_addr(FILE *out, const char *host, int port)
+{
+    if (strchr(host, ':') != NULL)
+        fprintf(out, "[%s]:%d", host, port);
+    else
+        fprintf(out, "%s:%d", host, port);
+}
+
+void rs_config_print_summary(const rs_config_t *cfg, FILE *out)
+{
+    char pw[PATH_MAX + 64];
+
+    describe_password(cfg, pw, sizeof(pw));
+    fprintf(out, "redis:    ");
+    print_addr(out, cfg->redis.host, cfg->redis.port);
+    fprintf(out, ", db %d, user %s, password %s, connect timeout %d ms\n", cfg->redis.db,
+            cfg->redis.username != NULL ? cfg->redis.username : "(default)", pw,
+            cfg->redis.connect_timeout_ms);
+    fprintf(out, "group:    %s, consumer %s, start id %s\n", cfg->group.name, cfg->group.consumer,
+            cfg->group.start_id);
+    fprintf(out,
+            "          read %d per call, block %d ms, claim after %d ms idle, "
+            "dead letter after %d deliveries to <stream>%s\n",
+            cfg->group.read_count, cfg->group.block_ms, cfg->group.claim_idle_ms,
+            cfg->group.max_deliveries, cfg->group.dead_letter_suffix);
+    fprintf(out, "workers:  %d threads, queue capacity %d, shutdown timeout %d ms\n",
+            cfg->workers.threads, cfg->workers.queue_capacity, cfg->workers.shutdown_timeout_ms);
+    fprintf(out, "streams:  %zu\n", cfg->nstreams);
+    for (size_t i = 0; i < cfg->nstreams; i++)
+        fprintf(out, "  %-24s handler %s\n", cfg->streams[i].name,
+                rs_handler_kind_name(cfg->streams[i].handler));
+    fprintf(out, "health:   ");
+    print_addr(out, cfg->health.address, cfg->health.port);
+    fprintf(out, "\n");
+    fprintf(out, "tracing:  %s, endpoint %s, service %s, sample ratio %g\n",
+            cfg->tracing.enabled ? "enabled" : "disabled", cfg->tracing.endpoint,
+            cfg->tracing.service_name, cfg->tracing.sample_ratio);
+    if (cfg->producer.interval_ms > 0)
+        fprintf(out, "producer: stream %s, type %s, one message every %d ms\n",
+                cfg->producer.stream, cfg->producer.type, cfg->producer.interval_ms);
+    else
+        fprintf(out, "producer: stream %s, type %s, no pause between messages\n",
+                cfg->producer.stream, cfg->producer.type);
+    fprintf(out, "log:      level %s\n", rs_log_level_name(cfg->log.level));
+}

@@ -1,0 +1,144 @@
+#ifndef RS_CONFIG_H
+#define RS_CONFIG_H
+
+/*
+ * The configuration both programs share: one libconfig file describes the whole deployment.
+ *
+ * Loading is strict. Every rejection (a syntax error, a wrong type, an unknown key, a missing
+ * required value, an out-of-range number, a duplicate stream, an unknown handler, an empty
+ * stream list) produces one message that names the file, the line where libconfig knows it,
+ * and the setting, e.g.
+ *     /etc/redstream/redstream.conf:12: workers.threads: must be between 1 and 1024, got 0
+ * and the programs exit with RS_EXIT_CONFIG.
+ *
+ * Defaults live here and only here (config/redstream.conf shows the same values). They follow
+ * the Go demo this project succeeds: Redis 127.0.0.1:6380 with password "redis123", group
+ * "workers", streams events, logs and notifications, health port 8083, producer stream
+ * "events", type "test", one message every 1000 ms.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "log.h"
+
+/* sysexits.h's EX_CONFIG: the configuration is wrong. */
+#define RS_EXIT_CONFIG 78
+
+/* Where the installed service looks when no -c/--config is given. */
+#define RS_CONFIG_DEFAULT_PATH "/etc/redstream/redstream.conf"
+
+/* The environment variable that overrides redis.password (and redis.password_file). */
+#define RS_ENV_REDIS_PASSWORD "REDSTREAM_REDIS_PASSWORD"
+
+typedef enum {
+    RS_HANDLER_LOG = 0, /* one line per message on stdout */
+    RS_HANDLER_DISCARD, /* ack without output (benchmarks) */
+} rs_handler_kind_t;
+
+/* Where the Redis password came from; printed instead of the password itself. */
+typedef enum {
+    RS_SECRET_NONE = 0,    /* no password: no AUTH is sent */
+    RS_SECRET_DEFAULT,     /* the built-in default */
+    RS_SECRET_CONFIG,      /* redis.password */
+    RS_SECRET_FILE,        /* redis.password_file */
+    RS_SECRET_ENVIRONMENT, /* REDSTREAM_REDIS_PASSWORD */
+    RS_SECRET_FLAG,        /* a command-line flag */
+} rs_secret_source_t;
+
+typedef struct {
+    char *name;                /* the stream's key in Redis; unique in the list */
+    rs_handler_kind_t handler; /* what runs for each entry */
+    int line;                  /* line of the entry in the file, 0 for built-in defaults */
+} rs_stream_config_t;
+
+typedef struct {
+    char *path; /* the file loaded, or NULL when only built-in defaults apply */
+
+    struct {
+        char *host;
+        int port;       /* 1..65535 */
+        char *password; /* NULL or "" means no AUTH; never log it */
+        rs_secret_source_t password_source;
+        char *password_file;    /* as configured, or NULL */
+        char *username;         /* Redis 6 ACL user, or NULL */
+        int db;                 /* 0..1000000 */
+        int connect_timeout_ms; /* 1..600000 */
+    } redis;
+
+    struct {
+        char *name;
+        char *consumer;           /* defaults to the host name */
+        char *start_id;           /* "$", "0" or an entry id */
+        int read_count;           /* entries per XREADGROUP, 1..100000 */
+        int block_ms;             /* XREADGROUP BLOCK, 1..600000 */
+        int max_deliveries;       /* 1..1000000 */
+        int claim_idle_ms;        /* 1..604800000 */
+        char *dead_letter_suffix; /* non-empty */
+    } group;
+
+    struct {
+        int threads;             /* 1..1024 */
+        int queue_capacity;      /* 1..1048576 */
+        int shutdown_timeout_ms; /* 0..3600000 */
+    } workers;
+
+    rs_stream_config_t *streams; /* at least one */
+    size_t nstreams;
+
+    struct {
+        char *address;
+        int port; /* 1..65535 */
+    } health;
+
+    struct {
+        bool enabled;
+        char *endpoint;
+        char *service_name;
+        double sample_ratio; /* 0.0..1.0 */
+    } tracing;
+
+    struct {
+        char *stream;
+        char *type;
+        int interval_ms; /* 0..86400000; 0 = no pause */
+    } producer;
+
+    struct {
+        rs_log_level_t level;
+    } log;
+} rs_config_t;
+
+/* Returns a configuration holding the built-in defaults, with the consumer name set to this
+ * host's name and REDSTREAM_REDIS_PASSWORD applied. Returns NULL only when out of memory.
+ * Caller frees with rs_config_free(). Any thread. */
+rs_config_t *rs_config_new_defaults(void);
+
+/* Reads and validates `path` on top of the defaults, then applies REDSTREAM_REDIS_PASSWORD.
+ * Returns the configuration (caller frees with rs_config_free()), or NULL with the one
+ * message described above in `err` (the file, line and setting). Reads the file and the
+ * password file; does not touch the network. Any thread. */
+rs_config_t *rs_config_load(const char *path, char *err, size_t errlen);
+
+/* Frees everything the configuration owns; NULL is ignored. */
+void rs_config_free(rs_config_t *cfg);
+
+/* Replaces redis.host and redis.port from "host:port", "[v6addr]:port" or "host" (keeping
+ * the port). Returns 0, or -1 with a message naming `what` (e.g. "--redis-addr") in `err`. */
+int rs_config_set_redis_addr(rs_config_t *cfg, const char *addr, const char *what, char *err,
+                             size_t errlen);
+
+/* Replaces a string setting (`*slot` is one of cfg's char * fields) with a copy of `value`.
+ * Returns 0, or -1 when out of memory. */
+int rs_config_set_string(char **slot, const char *value);
+
+/* The name used in configuration files for a handler kind ("log"). */
+const char *rs_handler_kind_name(rs_handler_kind_t kind);
+
+/* Writes a one-screen summary of `cfg` to `out` for --check-config. The password is never
+ * written, only whether one is set and where it came from. */
+void rs_config_print_summary(const rs_config_t *cfg, FILE *out);
+
+#endif

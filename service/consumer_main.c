@@ -1,0 +1,154 @@
+/*
+ * redstream-consumer: the daemon's entry point.
+ *
+ * Parses the command line, loads and validates the configuration (or only reports it, with
+ * --check-config), then runs the consumer service until SIGINT or SIGTERM.
+ *
+ * DESIGN: signals are blocked in every thread (the mask is set before any thread starts and
+ * inherited) and the main thread takes them synchronously with sigtimedwait(2). No handler
+ * runs asynchronously, so no global flag is needed, and the main thread is the one place
+ * that decides what a signal means. The one-second timeout is the main thread's tick.
+ */
+
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "config.h"
+#include "consumer.h"
+#include "version.h"
+
+static const char *const prog = "redstream-consumer";
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: %s [-c FILE] [--check-config]\n"
+            "\n"
+            "Consumes the Redis streams listed in the configuration with a consumer group.\n"
+            "\n"
+            "  -c, --config FILE   configuration file (default %s when it exists,\n"
+            "                      otherwise built-in defaults)\n"
+            "      --check-config  validate the configuration, print a summary, and exit\n"
+            "  -h, --help          show this help and exit\n"
+            "  -V, --version       show the version and exit\n"
+            "\n"
+            "Environment: %s overrides redis.password.\n"
+            "Exit status: 0 stopped cleanly, 1 runtime failure, 64 bad usage,\n"
+            "             78 invalid configuration.\n",
+            prog, RS_CONFIG_DEFAULT_PATH, RS_ENV_REDIS_PASSWORD);
+}
+
+/* Runs the service until SIGINT or SIGTERM. Returns the exit status. */
+static int run(const rs_config_t *cfg)
+{
+    rs_logger_t *log = rs_logger_new(stderr, cfg->log.level);
+    if (log == NULL) {
+        fprintf(stderr, "%s: out of memory\n", prog);
+        return RS_EXIT_FAILURE;
+    }
+    /* Writes to a closed socket must fail with EPIPE, not kill the process. */
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+    /* jansson seeds its hash function on first use; do it here, before threads exist. */
+    json_object_seed(0);
+
+    char err[512];
+    rs_consumer_t *c = rs_consumer_new(cfg, log, err, sizeof(err));
+    if (c == NULL) {
+        rs_log(log, RS_LOG_ERROR, "main", "%s", err);
+        rs_logger_free(log);
+        return RS_EXIT_FAILURE;
+    }
+    rs_log(log, RS_LOG_INFO, "main", "%s %s starting (configuration %s)", prog, RS_VERSION,
+           cfg->path != NULL ? cfg->path : "built-in defaults");
+    int rc = RS_EXIT_OK;
+    if (rs_consumer_start(c, err, sizeof(err)) != 0) {
+        rs_log(log, RS_LOG_ERROR, "main", "%s", err);
+        rc = RS_EXIT_FAILURE;
+    } else {
+        for (;;) {
+            struct timespec tick = {1, 0};
+            int sig = sigtimedwait(&stop_signals, NULL, &tick);
+            if (sig == SIGINT || sig == SIGTERM) {
+                rs_log(log, RS_LOG_INFO, "main", "received %s", strsignal(sig));
+                break;
+            }
+            if (sig == SIGHUP)
+                rs_log(log, RS_LOG_INFO, "main",
+                       "SIGHUP ignored: configuration reload is not supported yet; restart to "
+                       "apply changes");
+        }
+    }
+    if (rs_consumer_stop(c) != 0) {
+        /* A handler is stuck inside a worker that still uses the service's memory: leave
+         * without freeing it. Its entry stays pending in Redis. */
+        fflush(stdout);
+        _exit(rc);
+    }
+    rs_consumer_free(c);
+    rs_logger_free(log);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    enum { OPT_CHECK_CONFIG = 256 };
+    static const struct option options[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *config_path = NULL;
+    int check_only = 0;
+    int opt;
+
+    while ((opt = getopt_long(argc, argv, "c:hV", options, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            config_path = optarg;
+            break;
+        case OPT_CHECK_CONFIG:
+            check_only = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            return RS_EXIT_OK;
+        case 'V':
+            printf("%s %s\n", prog, RS_VERSION);
+            return RS_EXIT_OK;
+        default:
+            usage(stderr);
+            return RS_EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "%s: unexpected argument '%s'\n", prog, argv[optind]);
+        return RS_EXIT_USAGE;
+    }
+
+    rs_config_t *cfg = rs_cli_load_config(prog, config_path);
+    if (cfg == NULL)
+        return RS_EXIT_CONFIG;
+    if (check_only) {
+        rs_cli_print_check(prog, cfg);
+        rs_config_free(cfg);
+        return RS_EXIT_OK;
+    }
+    int rc = run(cfg);
+    rs_config_free(cfg);
+    return rc;
+}

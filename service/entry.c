@@ -1,0 +1,238 @@
+/*
+ * Stream entries: built from hiredis replies, freed in one call, encoded as JSON.
+ *
+ * DESIGN: an entry is a single allocation laid out as
+ *     [rs_entry_t][rs_field_t x nfields][name0 NUL value0 NUL name1 NUL ...]
+ * so a reader makes one malloc per entry, a worker one free, and no pointer inside can
+ * outlive its bytes. Every string also gets a NUL after its length, for the convenience of
+ * handlers that know their data is text; the lengths remain the truth.
+ *
+ * The JSON encoding is the one place that turns an entry into text for the outside world
+ * (the log handler now, exec and HTTP handlers later). JSON cannot carry arbitrary bytes, so
+ * a value that is not valid UTF-8 becomes {"base64": "..."} rather than being corrupted or
+ * dropped. jansson decides validity: json_stringn() refuses invalid UTF-8.
+ */
+
+#include "entry.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Adds the bytes one field needs to *size; returns -1 on overflow. */
+static int add_field_size(size_t *size, size_t name_len, size_t value_len)
+{
+    size_t need = name_len + value_len + 2 + sizeof(rs_field_t);
+    if (need < name_len || *size > SIZE_MAX - need)
+        return -1;
+    *size += need;
+    return 0;
+}
+
+/* Allocates an entry of `size` bytes with room for `nfields` and fills its head. The field
+ * bytes start at the returned *cursor. */
+static rs_entry_t *entry_alloc(size_t size, size_t nfields, struct rs_stream *stream,
+                               const char *stream_name, const char *id, size_t id_len,
+                               uint64_t delivery, char **cursor)
+{
+    rs_entry_t *e = malloc(size);
+    if (e == NULL)
+        return NULL;
+    e->stream = stream;
+    e->stream_name = stream_name;
+    memcpy(e->id, id, id_len);
+    e->id[id_len] = '\0';
+    e->delivery = delivery;
+    e->nfields = nfields;
+    e->fields = (rs_field_t *)(e + 1);
+    *cursor = (char *)(e->fields + nfields);
+    return e;
+}
+
+/* Copies one field's bytes to *cursor, NUL-terminating each, and records it as field i. */
+static void entry_set_field(rs_entry_t *e, size_t i, const char *name, size_t name_len,
+                            const char *value, size_t value_len, char **cursor)
+{
+    char *p = *cursor;
+    rs_field_t *f = &e->fields[i];
+    f->name = p;
+    f->name_len = name_len;
+    if (name_len > 0)
+        memcpy(p, name, name_len);
+    p[name_len] = '\0';
+    p += name_len + 1;
+    f->value = p;
+    f->value_len = value_len;
+    if (value_len > 0)
+        memcpy(p, value, value_len);
+    p[value_len] = '\0';
+    *cursor = p + value_len + 1;
+}
+
+rs_entry_t *rs_entry_new(struct rs_stream *stream, const char *stream_name, const char *id,
+                         uint64_t delivery, const rs_field_t *fields, size_t nfields)
+{
+    size_t id_len = strlen(id), size = sizeof(rs_entry_t);
+    if (id_len >= RS_ENTRY_ID_MAX)
+        return NULL;
+    for (size_t i = 0; i < nfields; i++) {
+        if (add_field_size(&size, fields[i].name_len, fields[i].value_len) != 0)
+            return NULL;
+    }
+    char *cursor;
+    rs_entry_t *e = entry_alloc(size, nfields, stream, stream_name, id, id_len, delivery, &cursor);
+    if (e == NULL)
+        return NULL;
+    for (size_t i = 0; i < nfields; i++)
+        entry_set_field(e, i, fields[i].name, fields[i].name_len, fields[i].value,
+                        fields[i].value_len, &cursor);
+    return e;
+}
+
+rs_entry_t *rs_entry_from_reply(const redisReply *element, struct rs_stream *stream,
+                                const char *stream_name, uint64_t delivery, int *deleted, char *err,
+                                size_t errlen)
+{
+    *deleted = 0;
+    if (element == NULL || element->type != REDIS_REPLY_ARRAY || element->elements != 2 ||
+        element->element[0]->type != REDIS_REPLY_STRING) {
+        snprintf(err, errlen, "stream %s: malformed entry in reply", stream_name);
+        return NULL;
+    }
+    const redisReply *idr = element->element[0];
+    const redisReply *list = element->element[1];
+    if (idr->len == 0 || idr->len >= RS_ENTRY_ID_MAX) {
+        snprintf(err, errlen, "stream %s: entry id of %zu bytes in reply", stream_name,
+                 (size_t)idr->len);
+        return NULL;
+    }
+    if (list->type == REDIS_REPLY_NIL) {
+        /* XREADGROUP with an explicit id returns nil fields for an entry deleted (trimmed)
+         * after it was delivered. It can never be handled. */
+        *deleted = 1;
+        return NULL;
+    }
+    if (list->type != REDIS_REPLY_ARRAY || list->elements % 2 != 0) {
+        snprintf(err, errlen, "stream %s: entry %.*s has a malformed field list", stream_name,
+                 (int)idr->len, idr->str);
+        return NULL;
+    }
+    size_t nfields = list->elements / 2, size = sizeof(rs_entry_t);
+    for (size_t i = 0; i < list->elements; i += 2) {
+        const redisReply *n = list->element[i], *v = list->element[i + 1];
+        if (n->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) {
+            snprintf(err, errlen, "stream %s: entry %.*s has a field that is not a string",
+                     stream_name, (int)idr->len, idr->str);
+            return NULL;
+        }
+        if (add_field_size(&size, (size_t)n->len, (size_t)v->len) != 0) {
+            snprintf(err, errlen, "stream %s: entry %.*s is too large", stream_name, (int)idr->len,
+                     idr->str);
+            return NULL;
+        }
+    }
+    char *cursor;
+    rs_entry_t *e = entry_alloc(size, nfields, stream, stream_name, idr->str, (size_t)idr->len,
+                                delivery, &cursor);
+    if (e == NULL) {
+        snprintf(err, errlen, "stream %s: out of memory for entry %.*s", stream_name, (int)idr->len,
+                 idr->str);
+        return NULL;
+    }
+    for (size_t i = 0; i < nfields; i++) {
+        const redisReply *n = list->element[2 * i], *v = list->element[2 * i + 1];
+        entry_set_field(e, i, n->str, (size_t)n->len, v->str, (size_t)v->len, &cursor);
+    }
+    return e;
+}
+
+void rs_entry_free(rs_entry_t *e)
+{
+    free(e);
+}
+
+/* Standard base64 (RFC 4648, with padding). None of our dependencies exports an encoder
+ * (libcurl keeps its own private), and these dozen lines are simpler than a new package. */
+static char *base64_encode(const char *data, size_t len, const char *prefix)
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t plen = strlen(prefix);
+    if (len > (SIZE_MAX - plen - 1) / 4 * 3 - 3)
+        return NULL;
+    char *out = malloc(plen + (len + 2) / 3 * 4 + 1);
+    if (out == NULL)
+        return NULL;
+    memcpy(out, prefix, plen);
+    char *o = out + plen;
+    const unsigned char *in = (const unsigned char *)data;
+    size_t i = 0;
+    for (; i + 2 < len; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        *o++ = alphabet[v >> 18 & 63];
+        *o++ = alphabet[v >> 12 & 63];
+        *o++ = alphabet[v >> 6 & 63];
+        *o++ = alphabet[v & 63];
+    }
+    if (i < len) {
+        uint32_t v = (uint32_t)in[i] << 16;
+        if (i + 1 < len)
+            v |= (uint32_t)in[i + 1] << 8;
+        *o++ = alphabet[v >> 18 & 63];
+        *o++ = alphabet[v >> 12 & 63];
+        *o++ = i + 1 < len ? alphabet[v >> 6 & 63] : '=';
+        *o++ = '=';
+    }
+    *o = '\0';
+    return out;
+}
+
+/* A JSON value for bytes: a string when they are UTF-8, else {"base64": "..."}. */
+static json_t *json_bytes(const char *data, size_t len)
+{
+    json_t *s = json_stringn(data, len);
+    if (s != NULL)
+        return s;
+    char *b64 = base64_encode(data, len, "");
+    if (b64 == NULL)
+        return NULL;
+    json_t *obj = json_pack("{s:s}", "base64", b64);
+    free(b64);
+    return obj;
+}
+
+char *rs_entry_to_json(const rs_entry_t *e, size_t *len)
+{
+    json_t *fields = json_object();
+    json_t *root = json_pack("{s:s, s:s, s:I, s:o}", "stream", e->stream_name, "id", e->id,
+                             "delivery", (json_int_t)e->delivery, "fields", fields);
+    if (root == NULL)
+        return NULL;
+    for (size_t i = 0; i < e->nfields; i++) {
+        const rs_field_t *f = &e->fields[i];
+        json_t *value = json_bytes(f->value, f->value_len);
+        if (value == NULL)
+            goto fail;
+        /* Object keys must be UTF-8 too; json_object_setn_new() refuses anything else. */
+        if (json_object_setn_new(fields, f->name, f->name_len, value) != 0) {
+            char *key = base64_encode(f->name, f->name_len, "base64:");
+            value = json_bytes(f->value, f->value_len);
+            if (key == NULL || value == NULL || json_object_set_new(fields, key, value) != 0) {
+                free(key);
+                json_decref(value);
+                goto fail;
+            }
+            free(key);
+        }
+    }
+    char *text = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    if (text != NULL && len != NULL)
+        *len = strlen(text);
+    return text;
+
+fail:
+    json_decref(root);
+    return NULL;
+}

@@ -1,0 +1,65 @@
+#ifndef RS_ENTRY_H
+#define RS_ENTRY_H
+
+/*
+ * One stream entry on its way from a reader to a handler: the stream, the id, every field
+ * binary-safe, and the delivery count Redis keeps for it.
+ *
+ * Field names and values are byte strings with lengths: they may hold NUL bytes or invalid
+ * UTF-8, and values are never truncated (Redis allows 512 MiB). An entry is one allocation,
+ * so handing it from thread to thread is a pointer move and freeing it is one free().
+ */
+
+#include <hiredis/hiredis.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Longest entry id text ("18446744073709551615-18446744073709551615") plus the NUL. */
+#define RS_ENTRY_ID_MAX 48
+
+struct rs_stream; /* the consumer's per-stream state; opaque here */
+
+typedef struct {
+    const char *name;
+    size_t name_len;
+    const char *value;
+    size_t value_len;
+} rs_field_t;
+
+typedef struct {
+    struct rs_stream *stream; /* borrowed: the stream outlives all of its entries */
+    const char *stream_name;  /* borrowed, as `stream` */
+    char id[RS_ENTRY_ID_MAX];
+    uint64_t delivery; /* times Redis has delivered it, this delivery included */
+    size_t nfields;
+    rs_field_t *fields; /* nfields pairs, inside the same allocation */
+} rs_entry_t;
+
+/* Builds an entry from one element of an XREADGROUP/XCLAIM reply: a two-element array of the
+ * id (string) and the field list (array of strings, names and values alternating). Copies
+ * everything, so the reply may be freed afterwards.
+ * Returns the entry (caller frees with rs_entry_free()), or NULL with a message in `err` when
+ * the element is malformed or memory runs out. An element whose field list is nil (an entry
+ * deleted while pending) is reported through *deleted = 1 and NULL with no error, so the
+ * caller can acknowledge it instead of retrying it forever. Pure; any thread. */
+rs_entry_t *rs_entry_from_reply(const redisReply *element, struct rs_stream *stream,
+                                const char *stream_name, uint64_t delivery, int *deleted, char *err,
+                                size_t errlen);
+
+/* Builds an entry from parts (tests and tools). Copies everything. NULL when out of memory. */
+rs_entry_t *rs_entry_new(struct rs_stream *stream, const char *stream_name, const char *id,
+                         uint64_t delivery, const rs_field_t *fields, size_t nfields);
+
+/* Frees the entry; NULL is ignored. */
+void rs_entry_free(rs_entry_t *e);
+
+/* Encodes the entry as one JSON object on one line, without a trailing newline:
+ *   {"stream":"events","id":"1-0","delivery":1,"fields":{"message":"Message #1",...}}
+ * A field value that is valid UTF-8 (NUL bytes included, escaped as \u0000) is a JSON
+ * string; any other value is {"base64":"..."} so the JSON stays valid and nothing is lost.
+ * A field name that is not valid UTF-8 is written base64-encoded with the prefix "base64:".
+ * Returns a string the caller frees with free() and its length in *len, or NULL when out of
+ * memory. Pure; any thread. */
+char *rs_entry_to_json(const rs_entry_t *e, size_t *len);
+
+#endif

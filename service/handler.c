@@ -1,0 +1,42 @@
+/*
+ * Handler construction and dispatch.
+ *
+ * DESIGN: a vtable per kind (rs_handler_ops_t) behind one small struct, so the worker loop
+ * never knows which kinds exist and a new kind touches only its own file and the switch in
+ * rs_handler_new().
+ */
+
+#include "handler.h"
+
+#include <stdio.h>
+
+rs_handler_t *rs_handler_new(const rs_stream_config_t *sc, unsigned workers, rs_logger_t *log,
+                             char *err, size_t errlen)
+{
+    (void)workers; /* no kind keeps per-worker state yet */
+    rs_handler_t *h = NULL;
+    switch (sc->handler) {
+    case RS_HANDLER_LOG:
+        h = rs_handler_log_new(stdout, log);
+        break;
+    case RS_HANDLER_DISCARD:
+        h = rs_handler_discard_new(log);
+        break;
+    }
+    if (h == NULL)
+        snprintf(err, errlen, "stream %s: cannot create the %s handler: out of memory", sc->name,
+                 rs_handler_kind_name(sc->handler));
+    return h;
+}
+
+rs_outcome_t rs_handler_handle(rs_handler_t *h, unsigned worker, const rs_entry_t *e, char *err,
+                               size_t errlen)
+{
+    return h->ops->handle(h, worker, e, err, errlen);
+}
+
+void rs_handler_free(rs_handler_t *h)
+{
+    if (h != NULL)
+        h->ops->free(h);
+}

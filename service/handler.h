@@ -1,0 +1,61 @@
+#ifndef RS_HANDLER_H
+#define RS_HANDLER_H
+
+/*
+ * The handler interface: what a worker runs for each entry of a stream. Each kind lives in
+ * its own file (handler_log.c, handler_discard.c; exec and HTTP come later) and is created
+ * from the stream's configuration by rs_handler_new().
+ *
+ * A handler instance belongs to one stream and is called concurrently by every worker
+ * thread; `worker` (0 .. threads-1) lets a kind keep per-worker state (a libcurl handle, say)
+ * without locks or thread-local storage.
+ */
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "config.h"
+#include "entry.h"
+#include "log.h"
+
+typedef enum {
+    RS_OUTCOME_SUCCESS = 0, /* done: acknowledge */
+    RS_OUTCOME_RETRY,       /* failed, may succeed later: leave pending */
+    RS_OUTCOME_FAIL,        /* failed for good: leave pending (dead letters come later) */
+} rs_outcome_t;
+
+typedef struct rs_handler rs_handler_t;
+
+/* What each kind provides. `handle` is called from any worker thread at once with distinct
+ * `worker` values; it returns the outcome and, on failure, a message in `err`. */
+typedef struct {
+    const char *kind;
+    rs_outcome_t (*handle)(rs_handler_t *h, unsigned worker, const rs_entry_t *e, char *err,
+                           size_t errlen);
+    void (*free)(rs_handler_t *h);
+} rs_handler_ops_t;
+
+/* The common head of every handler; kinds embed it first. */
+struct rs_handler {
+    const rs_handler_ops_t *ops;
+    rs_logger_t *log; /* borrowed */
+};
+
+/* Creates the handler a stream's configuration names, for a pool of `workers` threads.
+ * `log` is borrowed for the handler's lifetime. Returns NULL with a message in `err` when
+ * the kind cannot be set up. Caller frees with rs_handler_free(). Main thread. */
+rs_handler_t *rs_handler_new(const rs_stream_config_t *sc, unsigned workers, rs_logger_t *log,
+                             char *err, size_t errlen);
+
+/* Runs the handler on one entry. Blocks for as long as the handler works. Worker threads. */
+rs_outcome_t rs_handler_handle(rs_handler_t *h, unsigned worker, const rs_entry_t *e, char *err,
+                               size_t errlen);
+
+/* Frees the handler; NULL is ignored. No worker may be using it. */
+void rs_handler_free(rs_handler_t *h);
+
+/* Constructors of the kinds, called by rs_handler_new(). */
+rs_handler_t *rs_handler_log_new(FILE *out, rs_logger_t *log);
+rs_handler_t *rs_handler_discard_new(rs_logger_t *log);
+
+#endif

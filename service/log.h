@@ -1,0 +1,53 @@
+#ifndef RS_LOG_H
+#define RS_LOG_H
+
+/*
+ * Logging: one line per event on stderr, which journald collects under systemd.
+ *
+ * A line reads "2026-11-27T14:04:30.123Z INFO  producer: published stream=events id=1-0".
+ * When stderr is connected to the journal (JOURNAL_STREAM is set) the timestamp is left out
+ * and the line starts with the syslog priority prefix ("<6>") that journald understands.
+ *
+ * Secrets never reach a log line: callers must not pass passwords to rs_log().
+ */
+
+#include <stdbool.h>
+#include <stdio.h>
+
+typedef enum {
+    RS_LOG_ERROR = 0,
+    RS_LOG_WARN = 1,
+    RS_LOG_INFO = 2,
+    RS_LOG_DEBUG = 3,
+} rs_log_level_t;
+
+typedef struct rs_logger rs_logger_t;
+
+/* Creates a logger writing to `sink` (borrowed for the logger's lifetime; normally stderr)
+ * at `level`. Returns NULL only when out of memory. Caller frees with rs_logger_free(). */
+rs_logger_t *rs_logger_new(FILE *sink, rs_log_level_t level);
+
+/* Frees the logger; NULL is ignored. No thread may log through it afterwards. */
+void rs_logger_free(rs_logger_t *lg);
+
+/* Changes the threshold; takes effect for every thread at once. Any thread. */
+void rs_logger_set_level(rs_logger_t *lg, rs_log_level_t level);
+
+/* True when a message at `level` would be written. Any thread; lock-free. Use it to skip
+ * expensive argument formatting on hot paths. */
+bool rs_log_enabled(const rs_logger_t *lg, rs_log_level_t level);
+
+/* Writes one line at `level` tagged with `module` ("config", "producer", "redis", ...).
+ * The formatted text is truncated at 4 KiB and newlines in it are escaped, so one call is
+ * always one line. Lines from different threads never interleave. Any thread; never fails
+ * visibly (a failed write to the sink is ignored). A NULL logger writes to stderr at info. */
+void rs_log(rs_logger_t *lg, rs_log_level_t level, const char *module, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Parses "error", "warn", "info" or "debug". Returns 0, or -1 for any other text. */
+int rs_log_level_parse(const char *text, rs_log_level_t *out);
+
+/* The lower-case name of a level ("info"); "?" for an out-of-range value. */
+const char *rs_log_level_name(rs_log_level_t level);
+
+#endif

@@ -1,0 +1,43 @@
+#ifndef RS_MESSAGE_H
+#define RS_MESSAGE_H
+
+/*
+ * The entries redstream writes and reads. The Go demo's entry has three fields:
+ *     message    "Message #<n>"
+ *     type       the message type ("test")
+ *     timestamp  RFC 3339, UTC ("2026-11-27T14:04:30Z")
+ * Field names and values are binary-safe byte strings: lengths are carried everywhere.
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "clock.h"
+
+#define RS_FIELD_MESSAGE   "message"
+#define RS_FIELD_TYPE      "type"
+#define RS_FIELD_TIMESTAMP "timestamp"
+
+/* The demo entry's three values, formatted into storage the struct owns (no allocation). */
+typedef struct {
+    char message[32]; /* "Message #<n>" */
+    char timestamp[RS_RFC3339_LEN];
+    const char *type; /* borrowed */
+} rs_demo_entry_t;
+
+/* Fills `e` for message number `seq`, of type `type` (borrowed until `e` is last used), sent
+ * at wall-clock time `now`. Returns 0, or -1 when `now` cannot be formatted. Pure. */
+int rs_demo_entry_init(rs_demo_entry_t *e, uint64_t seq, const char *type, time_t now);
+
+/* Maximum number of arguments rs_xadd_argv() produces. */
+#define RS_XADD_MAX_ARGS 12
+
+/* Builds the arguments of XADD <stream> [MAXLEN ~ <maxlen>] * message .. type .. timestamp ..
+ * into argv/argvlen (each at least RS_XADD_MAX_ARGS long). `maxlen` 0 means no trimming;
+ * `maxlen_buf` holds its decimal text and must outlive argv. Everything is borrowed.
+ * Returns argc. Pure. */
+int rs_xadd_argv(const char *stream, uint64_t maxlen, char maxlen_buf[24], const rs_demo_entry_t *e,
+                 const char **argv, size_t *argvlen);
+
+#endif

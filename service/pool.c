@@ -1,0 +1,139 @@
+/*
+ * The worker pool.
+ *
+ * DESIGN: N threads loop on rs_queue_pop(); the queue's close/abandon is the stop signal, so
+ * there is no separate flag to get out of step with it. A worker that leaves decrements
+ * `running` under the lock and broadcasts, which lets the main thread wait for all of them
+ * with a deadline (pthread_join has none): a handler stuck past the shutdown deadline must
+ * not keep the process from exiting. The work function owns everything about an entry's
+ * fate; the pool only counts busy workers (an atomic, for metrics).
+ */
+
+#include "pool.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    rs_pool_t *pool;
+    unsigned index;
+    pthread_t thread;
+    bool started;
+} worker_t;
+
+struct rs_pool {
+    rs_queue_t *queue;
+    rs_work_fn fn;
+    void *arg;
+    unsigned nthreads;
+    worker_t *workers;
+    atomic_uint busy;
+
+    pthread_mutex_t lock;
+    pthread_cond_t exited; /* CLOCK_MONOTONIC; broadcast when a worker leaves */
+    unsigned running;      /* guarded by lock */
+};
+
+rs_pool_t *rs_pool_new(unsigned threads, rs_queue_t *q, rs_work_fn fn, void *arg)
+{
+    rs_pool_t *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return NULL;
+    p->workers = calloc(threads, sizeof(*p->workers));
+    if (p->workers == NULL) {
+        free(p);
+        return NULL;
+    }
+    p->queue = q;
+    p->fn = fn;
+    p->arg = arg;
+    p->nthreads = threads;
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->exited, &attr);
+    pthread_condattr_destroy(&attr);
+    return p;
+}
+
+static void *worker_main(void *arg)
+{
+    worker_t *w = arg;
+    rs_pool_t *p = w->pool;
+    rs_entry_t *e;
+    while ((e = rs_queue_pop(p->queue)) != NULL) {
+        atomic_fetch_add_explicit(&p->busy, 1, memory_order_relaxed);
+        p->fn(p->arg, w->index, e);
+        atomic_fetch_sub_explicit(&p->busy, 1, memory_order_relaxed);
+    }
+    pthread_mutex_lock(&p->lock);
+    p->running--;
+    pthread_cond_broadcast(&p->exited);
+    pthread_mutex_unlock(&p->lock);
+    return NULL;
+}
+
+int rs_pool_start(rs_pool_t *p, char *err, size_t errlen)
+{
+    for (unsigned i = 0; i < p->nthreads; i++) {
+        worker_t *w = &p->workers[i];
+        w->pool = p;
+        w->index = i;
+        pthread_mutex_lock(&p->lock);
+        p->running++;
+        pthread_mutex_unlock(&p->lock);
+        int rc = pthread_create(&w->thread, NULL, worker_main, w);
+        if (rc != 0) {
+            pthread_mutex_lock(&p->lock);
+            p->running--;
+            pthread_mutex_unlock(&p->lock);
+            snprintf(err, errlen, "cannot start worker %u: %s", i, strerror(rc));
+            return -1;
+        }
+        w->started = true;
+        char name[32]; /* thread names are cut to 15 bytes */
+        snprintf(name, sizeof(name), "rs-worker-%u", i);
+        name[15] = '\0';
+        pthread_setname_np(w->thread, name);
+    }
+    return 0;
+}
+
+int rs_pool_join(rs_pool_t *p, int64_t deadline_ns)
+{
+    struct timespec ts = {(time_t)(deadline_ns / 1000000000), (long)(deadline_ns % 1000000000)};
+    int timed_out = 0;
+    pthread_mutex_lock(&p->lock);
+    while (p->running > 0 && !timed_out)
+        timed_out = pthread_cond_timedwait(&p->exited, &p->lock, &ts) != 0 && p->running > 0;
+    pthread_mutex_unlock(&p->lock);
+    if (timed_out)
+        return -1;
+    for (unsigned i = 0; i < p->nthreads; i++) {
+        if (p->workers[i].started) {
+            pthread_join(p->workers[i].thread, NULL);
+            p->workers[i].started = false;
+        }
+    }
+    return 0;
+}
+
+unsigned rs_pool_busy(const rs_pool_t *p)
+{
+    return atomic_load_explicit(&p->busy, memory_order_relaxed);
+}
+
+void rs_pool_free(rs_pool_t *p)
+{
+    if (p == NULL)
+        return;
+    pthread_cond_destroy(&p->exited);
+    pthread_mutex_destroy(&p->lock);
+    free(p->workers);
+    free(p);
+}

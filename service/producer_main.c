@@ -1,0 +1,609 @@
+/*
+ * redstream-producer: publishes the Go demo's entries ("Message #<n>", a type, an RFC 3339
+ * timestamp) to one Redis stream at a fixed interval, until SIGINT/SIGTERM or --count.
+ *
+ * It keeps the demo's flags (--redis-addr, --redis-pass, --stream, --type, --interval) on top
+ * of the shared configuration file, so scripts written for `go run producer` keep working
+ * while a packaged producer runs from /etc/redstream/redstream.conf. Flags override the file;
+ * the REDSTREAM_REDIS_PASSWORD environment variable overrides the file's password and
+ * --redis-pass overrides both.
+ *
+ * DESIGN: a single thread owns everything (the configuration, the logger, one rs_redis_t), so
+ * there is no lock; the only global is the stop flag written by the signal handler.
+ * Pacing uses absolute deadlines on CLOCK_MONOTONIC (deadline k = start + k * interval), so the
+ * time an XADD takes does not accumulate into drift, and a wall-clock step cannot stall or
+ * rush the schedule. When an XADD ends after the next deadline has already passed (an
+ * outage, a slow server) the schedule restarts one interval from now instead of bursting to
+ * catch up, as Go's time.Ticker drops ticks.
+ * SIGINT and SIGTERM stay blocked except inside the waits, which are ppoll() calls that
+ * unblock them atomically. clock_nanosleep(TIMER_ABSTIME) would be the obvious sleep, but a
+ * signal arriving between the flag check and the call would then only be noticed at the next
+ * deadline (up to a day away with a long --interval); with ppoll a pending signal interrupts
+ * the wait at once with EINTR, and the flag is checked. A signal that arrives during an XADD
+ * stays pending until the next wait, which comes at most one command timeout later.
+ * Delivery is at-least-once: when the connection breaks during an XADD, the producer cannot
+ * know whether Redis stored the entry, so after reconnecting it sends the same entry again,
+ * and it may then appear twice (with different ids, same content).
+ */
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "backoff.h"
+#include "cli.h"
+#include "clock.h"
+#include "config.h"
+#include "duration.h"
+#include "log.h"
+#include "message.h"
+#include "redis_conn.h"
+#include "version.h"
+
+#define LOG_MODULE "producer"
+
+/* The producer's commands are single XADDs answered in microseconds; the timeout only
+ * catches a server that accepted the connection and hung. */
+#define COMMAND_TIMEOUT_MIN_MS 5000
+
+/* The longest --interval, matching producer.interval_ms's range in the configuration. */
+#define INTERVAL_MAX_MS INT64_C(86400000)
+
+#define NS_PER_MS INT64_C(1000000)
+
+static const char *const prog = "redstream-producer";
+
+/* The signal that asked us to stop (SIGINT or SIGTERM), 0 while running. The one global the
+ * house style allows: the handler can reach nothing else. */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig)
+{
+    stop_signal = sig;
+}
+
+/* What the command line asked for, validated; applied on top of the configuration. */
+typedef struct {
+    const char *config_path; /* NULL: default path or built-in defaults */
+    bool check_only;
+    const char *redis_addr; /* NULL: keep the configuration's */
+    char *redis_pass;       /* a copy (argv's is blanked); wiped and freed by flags_wipe() */
+    bool have_redis_pass;
+    const char *stream;
+    const char *type;
+    bool have_interval;
+    int64_t interval_ms;
+    uint64_t count;  /* 0: run until stopped */
+    uint64_t maxlen; /* 0: no trimming */
+} flags_t;
+
+/* Everything the publishing loop uses; lives on main's stack. */
+typedef struct {
+    const rs_config_t *cfg;
+    rs_logger_t *log;
+    rs_redis_t *redis;
+    sigset_t wait_mask; /* the signal mask inside waits: SIGINT/SIGTERM unblocked */
+    int64_t interval_ns;
+    uint64_t count;
+    uint64_t maxlen;
+    uint64_t published;
+    rs_backoff_t busy_backoff; /* paces retries while Redis answers LOADING, BUSY, ... */
+} producer_t;
+
+/* publish()'s answer when a stop signal ended a wait; other answers are exit codes. */
+#define PUBLISH_STOPPED (-1)
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: %s [OPTION]...\n"
+            "\n"
+            "Publishes entries {message: \"Message #<n>\", type, timestamp} to a Redis stream,\n"
+            "one per interval, until interrupted (SIGINT/SIGTERM) or --count is reached.\n"
+            "Flags override the configuration file.\n"
+            "\n"
+            "  -c, --config FILE        configuration file (default %s when it\n"
+            "                           exists, otherwise built-in defaults)\n"
+            "      --check-config       validate the configuration (with the flags applied),\n"
+            "                           print a summary, and exit\n"
+            "      --redis-addr H:P     Redis address, host:port or [v6addr]:port\n"
+            "                           (default 127.0.0.1:6380)\n"
+            "      --redis-pass PASS    Redis password; prefer %s, because\n"
+            "                           the command line is visible to other users (ps)\n"
+            "      --stream NAME        stream to publish to (default events)\n"
+            "      --type TYPE          the entries' type field (default test)\n"
+            "      --interval DURATION  pause between entries: 500ms, 1s, 2m, 1h30m; 0 = none\n"
+            "                           (default 1s)\n"
+            "      --count N            stop after N entries (N >= 1; default: never)\n"
+            "      --maxlen N           trim the stream to about N entries (XADD MAXLEN ~ N,\n"
+            "                           N >= 1; default: no trimming)\n"
+            "  -h, --help               show this help and exit\n"
+            "  -V, --version            show the version and exit\n"
+            "\n"
+            "Environment: %s overrides redis.password.\n"
+            "Exit status: 0 stopped by SIGINT/SIGTERM or --count reached, 1 runtime failure\n"
+            "(e.g. the key is not a stream), 64 bad usage, 69 Redis unreachable at start,\n"
+            "77 Redis refused the credentials, 78 invalid configuration.\n",
+            prog, RS_CONFIG_DEFAULT_PATH, RS_ENV_REDIS_PASSWORD, RS_ENV_REDIS_PASSWORD);
+}
+
+__attribute__((format(printf, 1, 2))) static void usage_error(const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    (void)vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "%s: %s\nTry '%s --help' for more information.\n", prog, msg, prog);
+}
+
+/* Parses a decimal N >= 1 (no sign, no spaces, no trailing text, at most INT64_MAX so Redis
+ * accepts it). Returns 0, or -1 after printing a usage error naming `flag`. */
+static int parse_positive(const char *flag, const char *text, uint64_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = text[0] >= '0' && text[0] <= '9' ? strtoull(text, &end, 10) : 0;
+    if (end == NULL || *end != '\0' || errno != 0 || v < 1 || v > (unsigned long long)INT64_MAX) {
+        usage_error("%s: must be a whole number from 1 to %" PRId64 ", got '%s'", flag, INT64_MAX,
+                    text);
+        return -1;
+    }
+    *out = (uint64_t)v;
+    return 0;
+}
+
+static void flags_wipe(flags_t *fl)
+{
+    if (fl->redis_pass != NULL) {
+        explicit_bzero(fl->redis_pass, strlen(fl->redis_pass));
+        free(fl->redis_pass);
+        fl->redis_pass = NULL;
+    }
+}
+
+/* Parses argv into `fl`. Returns 0 to run, 1 when --help or --version was answered, -1 on a
+ * usage error (already printed). */
+static int parse_flags(int argc, char **argv, flags_t *fl)
+{
+    enum {
+        OPT_CHECK_CONFIG = 256,
+        OPT_REDIS_ADDR,
+        OPT_REDIS_PASS,
+        OPT_STREAM,
+        OPT_TYPE,
+        OPT_INTERVAL,
+        OPT_COUNT,
+        OPT_MAXLEN,
+    };
+    static const struct option options[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
+        {"redis-addr", required_argument, NULL, OPT_REDIS_ADDR},
+        {"redis-pass", required_argument, NULL, OPT_REDIS_PASS},
+        {"stream", required_argument, NULL, OPT_STREAM},
+        {"type", required_argument, NULL, OPT_TYPE},
+        {"interval", required_argument, NULL, OPT_INTERVAL},
+        {"count", required_argument, NULL, OPT_COUNT},
+        {"maxlen", required_argument, NULL, OPT_MAXLEN},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    char err[256];
+    int opt;
+
+    while ((opt = getopt_long(argc, argv, "c:hV", options, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            fl->config_path = optarg;
+            break;
+        case OPT_CHECK_CONFIG:
+            fl->check_only = true;
+            break;
+        case OPT_REDIS_ADDR:
+            fl->redis_addr = optarg;
+            break;
+        case OPT_REDIS_PASS:
+            flags_wipe(fl);
+            fl->redis_pass = strdup(optarg);
+            if (fl->redis_pass == NULL) {
+                fprintf(stderr, "%s: out of memory\n", prog);
+                return -1;
+            }
+            fl->have_redis_pass = true;
+            /* Blank argv's copy so /proc/<pid>/cmdline (ps) stops showing it. The window
+             * before this line remains, hence the advice to use the environment. */
+            memset(optarg, 'x', strlen(optarg));
+            break;
+        case OPT_STREAM:
+        case OPT_TYPE:
+            if (optarg[0] == '\0') {
+                usage_error("--%s: must not be empty", opt == OPT_STREAM ? "stream" : "type");
+                return -1;
+            }
+            if (opt == OPT_STREAM)
+                fl->stream = optarg;
+            else
+                fl->type = optarg;
+            break;
+        case OPT_INTERVAL:
+            if (rs_duration_parse_ms(optarg, INTERVAL_MAX_MS, &fl->interval_ms, err, sizeof(err)) !=
+                0) {
+                usage_error("--interval: %s", err);
+                return -1;
+            }
+            fl->have_interval = true;
+            break;
+        case OPT_COUNT:
+            if (parse_positive("--count", optarg, &fl->count) != 0)
+                return -1;
+            break;
+        case OPT_MAXLEN:
+            if (parse_positive("--maxlen", optarg, &fl->maxlen) != 0)
+                return -1;
+            break;
+        case 'h':
+            usage(stdout);
+            return 1;
+        case 'V':
+            printf("%s %s\n", prog, RS_VERSION);
+            return 1;
+        default:
+            /* getopt_long has already named the offending flag. */
+            fprintf(stderr, "Try '%s --help' for more information.\n", prog);
+            return -1;
+        }
+    }
+    if (optind < argc) {
+        usage_error("unexpected argument '%s'", argv[optind]);
+        return -1;
+    }
+    return 0;
+}
+
+/* Applies the flags on top of the loaded configuration. Returns 0, or an exit code after
+ * printing the reason. */
+static int apply_flags(rs_config_t *cfg, const flags_t *fl)
+{
+    char err[256];
+
+    if (fl->redis_addr != NULL &&
+        rs_config_set_redis_addr(cfg, fl->redis_addr, "--redis-addr", err, sizeof(err)) != 0) {
+        usage_error("%s", err);
+        return RS_EXIT_USAGE;
+    }
+    if (fl->have_redis_pass) {
+        if (rs_config_set_string(&cfg->redis.password, fl->redis_pass) != 0)
+            goto oom;
+        cfg->redis.password_source = fl->redis_pass[0] != '\0' ? RS_SECRET_FLAG : RS_SECRET_NONE;
+    }
+    if (fl->stream != NULL && rs_config_set_string(&cfg->producer.stream, fl->stream) != 0)
+        goto oom;
+    if (fl->type != NULL && rs_config_set_string(&cfg->producer.type, fl->type) != 0)
+        goto oom;
+    if (fl->have_interval)
+        cfg->producer.interval_ms = (int)fl->interval_ms;
+    return 0;
+oom:
+    fprintf(stderr, "%s: out of memory\n", prog);
+    return RS_EXIT_FAILURE;
+}
+
+/* Installs the stop handlers, ignores SIGPIPE (see redis_conn.h), and blocks SIGINT/SIGTERM
+ * outside the waits. Fills `wait_mask` with the mask the waits use. Returns 0 or -1. */
+static int setup_signals(sigset_t *wait_mask)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sigemptyset(&sa.sa_mask);
+    /* No SA_RESTART: an interrupted wait must return so the flag is seen. */
+    sa.sa_flags = 0;
+    sa.sa_handler = on_stop_signal;
+    if (sigaction(SIGINT, &sa, NULL) != 0 || sigaction(SIGTERM, &sa, NULL) != 0)
+        return -1;
+    sa.sa_handler = SIG_IGN;
+    if (sigaction(SIGPIPE, &sa, NULL) != 0)
+        return -1;
+
+    sigset_t stop_set;
+    sigemptyset(&stop_set);
+    sigaddset(&stop_set, SIGINT);
+    sigaddset(&stop_set, SIGTERM);
+    if (sigprocmask(SIG_BLOCK, &stop_set, wait_mask) != 0)
+        return -1;
+    sigdelset(wait_mask, SIGINT);
+    sigdelset(wait_mask, SIGTERM);
+    return 0;
+}
+
+/* Waits until CLOCK_MONOTONIC reaches `deadline_ns` or a stop signal arrives. Returns 0 when
+ * the deadline passed, 1 when stopping. A pending signal is delivered on entry, so a stop
+ * requested during the preceding XADD ends the wait at once. */
+static int wait_until(const producer_t *p, int64_t deadline_ns)
+{
+    for (;;) {
+        struct timespec ts = {0, 0};
+        int64_t left = deadline_ns - rs_clock_monotonic_ns();
+        if (left > 0) {
+            ts.tv_sec = (time_t)(left / 1000000000);
+            ts.tv_nsec = (long)(left % 1000000000);
+        }
+        /* EINTR means the handler ran; a timeout means the deadline is reached (rechecked
+         * below in case the kernel woke us early). */
+        (void)ppoll(NULL, 0, &ts, &p->wait_mask);
+        if (stop_signal != 0)
+            return 1;
+        if (left <= 0 || rs_clock_monotonic_ns() >= deadline_ns)
+            return 0;
+    }
+}
+
+/* rs_redis_wait_fn for reconnecting: an interruptible sleep of `ms`. */
+static int wait_ms(void *arg, long ms)
+{
+    const producer_t *p = arg;
+    return wait_until(p, rs_clock_monotonic_ns() + (int64_t)ms * NS_PER_MS);
+}
+
+static const char *signal_name(int sig)
+{
+    switch (sig) {
+    case SIGINT:
+        return "SIGINT";
+    case SIGTERM:
+        return "SIGTERM";
+    default:
+        return "signal";
+    }
+}
+
+static int exit_code_for(rs_redis_status_t st)
+{
+    switch (st) {
+    case RS_REDIS_OK:
+        return RS_EXIT_OK;
+    case RS_REDIS_ERR_IO:
+        return RS_EXIT_UNAVAILABLE;
+    case RS_REDIS_ERR_AUTH:
+        return RS_EXIT_NOPERM;
+    case RS_REDIS_ERR_REPLY:
+    default:
+        return RS_EXIT_FAILURE;
+    }
+}
+
+/* The length of an error reply's code, its first word ("BUSY", "LOADING"), for "%.*s". */
+static int error_code_len(const redisReply *reply)
+{
+    size_t n = 0;
+    while (n < reply->len && n < 32 && reply->str[n] != ' ')
+        n++;
+    return (int)n;
+}
+
+/* Publishes entry `e`, retrying the same entry through reconnects and "not ready yet"
+ * replies. Returns 0 once Redis returned an id, PUBLISH_STOPPED when a stop signal ended a
+ * wait, or the exit code for a failure retrying cannot fix (logged here). */
+static int publish(producer_t *p, const rs_demo_entry_t *e)
+{
+    const char *stream = p->cfg->producer.stream;
+    const char *argv[RS_XADD_MAX_ARGS];
+    size_t argvlen[RS_XADD_MAX_ARGS];
+    char maxlen_buf[24];
+    int argc = rs_xadd_argv(stream, p->maxlen, maxlen_buf, e, argv, argvlen);
+
+    for (;;) {
+        redisReply *reply = rs_redis_command_argv(p->redis, argc, argv, argvlen);
+        if (reply == NULL) {
+            rs_log(p->log, RS_LOG_WARN, LOG_MODULE,
+                   "publish failed stream=%s message=\"%s\": %s; reconnecting, then sending "
+                   "the same entry again (at-least-once: it may appear twice)",
+                   stream, e->message, rs_redis_errstr(p->redis));
+            rs_redis_status_t st = rs_redis_connect_retry(p->redis, wait_ms, p);
+            if (st == RS_REDIS_OK)
+                continue;
+            /* rs_redis_connect_retry() gives up on I/O errors only when told to stop. */
+            if (st == RS_REDIS_ERR_IO && stop_signal != 0)
+                return PUBLISH_STOPPED;
+            rs_log(p->log, RS_LOG_ERROR, LOG_MODULE, "%s", rs_redis_errstr(p->redis));
+            return exit_code_for(st);
+        }
+
+        if (reply->type == REDIS_REPLY_STRING) {
+            if (p->busy_backoff.attempt > 0)
+                rs_log(p->log, RS_LOG_INFO, LOG_MODULE,
+                       "redis %s accepts writes again after %u "
+                       "attempts",
+                       rs_redis_addr(p->redis), p->busy_backoff.attempt + 1);
+            rs_log(p->log, RS_LOG_INFO, LOG_MODULE, "published stream=%s id=%.*s message=\"%s\"",
+                   stream, (int)reply->len, reply->str, e->message);
+            freeReplyObject(reply);
+            rs_backoff_reset(&p->busy_backoff);
+            return 0;
+        }
+
+        int code = RS_EXIT_FAILURE;
+        if (reply->type == REDIS_REPLY_ERROR) {
+            int len = reply->len > 200 ? 200 : (int)reply->len;
+            rs_redis_status_t kind = rs_redis_classify_error(reply->str, reply->len);
+            if (kind == RS_REDIS_ERR_IO) {
+                /* LOADING and the like: the server will get there; retry the same entry.
+                 * Rate limit as for outages: the first reply in full, then one short line
+                 * per backoff step, then the recovery. */
+                int64_t ms = rs_backoff_next_ms(&p->busy_backoff);
+                unsigned attempt = p->busy_backoff.attempt;
+                if (attempt == 1)
+                    rs_log(p->log, RS_LOG_WARN, LOG_MODULE,
+                           "publish failed stream=%s message=\"%s\": redis %s: %.*s; retrying "
+                           "in %" PRId64 " ms (attempt 1)",
+                           stream, e->message, rs_redis_addr(p->redis), len, reply->str, ms);
+                else
+                    rs_log(p->log, RS_LOG_WARN, LOG_MODULE,
+                           "redis %s still answers %.*s, retrying in %" PRId64 " ms (attempt %u)",
+                           rs_redis_addr(p->redis), error_code_len(reply), reply->str, ms, attempt);
+                freeReplyObject(reply);
+                if (wait_ms(p, (long)ms) != 0)
+                    return PUBLISH_STOPPED;
+                continue;
+            }
+            /* WRONGTYPE, NOPERM, OOM, a syntax error: sending it again cannot help. */
+            rs_log(p->log, RS_LOG_ERROR, LOG_MODULE, "publish failed stream=%s: redis %s: %.*s",
+                   stream, rs_redis_addr(p->redis), len, reply->str);
+            code = kind == RS_REDIS_ERR_AUTH ? RS_EXIT_NOPERM : RS_EXIT_FAILURE;
+        } else {
+            rs_log(p->log, RS_LOG_ERROR, LOG_MODULE,
+                   "publish failed stream=%s: redis %s: unexpected reply type %d to XADD", stream,
+                   rs_redis_addr(p->redis), reply->type);
+        }
+        freeReplyObject(reply);
+        return code;
+    }
+}
+
+/* Publishes until stopped, --count, or a fatal error. Returns the exit code. */
+static int run(producer_t *p)
+{
+    const char *why = "error";
+    int code = RS_EXIT_OK;
+    uint64_t seq = 1;
+    int64_t deadline = rs_clock_monotonic_ns();
+
+    for (;;) {
+        /* Delivers a stop signal that arrived during the last XADD (see DESIGN). */
+        if (wait_until(p, 0) != 0) {
+            why = signal_name(stop_signal);
+            break;
+        }
+        rs_demo_entry_t e;
+        if (rs_demo_entry_init(&e, seq, p->cfg->producer.type, time(NULL)) != 0) {
+            rs_log(p->log, RS_LOG_ERROR, LOG_MODULE, "cannot format the current time");
+            code = RS_EXIT_FAILURE;
+            break;
+        }
+        int rc = publish(p, &e);
+        if (rc == PUBLISH_STOPPED) {
+            why = signal_name(stop_signal);
+            break;
+        }
+        if (rc != 0) {
+            code = rc;
+            break;
+        }
+        p->published++;
+        seq++;
+        if (p->count != 0 && p->published >= p->count) {
+            why = "--count reached";
+            break;
+        }
+        if (p->interval_ns > 0) {
+            int64_t now = rs_clock_monotonic_ns();
+            deadline += p->interval_ns;
+            if (deadline <= now)
+                deadline = now + p->interval_ns; /* fell behind: restart, no burst */
+            if (wait_until(p, deadline) != 0) {
+                why = signal_name(stop_signal);
+                break;
+            }
+        }
+    }
+    rs_log(p->log, code == RS_EXIT_OK ? RS_LOG_INFO : RS_LOG_ERROR, LOG_MODULE,
+           "stopped after %" PRIu64 " messages: %s (reconnects=%lu)", p->published, why,
+           rs_redis_reconnects(p->redis));
+    return code;
+}
+
+int main(int argc, char **argv)
+{
+    flags_t fl;
+    memset(&fl, 0, sizeof(fl));
+    int rc = parse_flags(argc, argv, &fl);
+    if (rc != 0) {
+        flags_wipe(&fl);
+        return rc < 0 ? RS_EXIT_USAGE : RS_EXIT_OK;
+    }
+
+    rs_config_t *cfg = rs_cli_load_config(prog, fl.config_path);
+    if (cfg == NULL) {
+        flags_wipe(&fl);
+        return RS_EXIT_CONFIG;
+    }
+    rc = apply_flags(cfg, &fl);
+    flags_wipe(&fl);
+    if (rc != 0) {
+        rs_config_free(cfg);
+        return rc;
+    }
+    if (fl.check_only) {
+        rs_cli_print_check(prog, cfg);
+        rs_config_free(cfg);
+        return RS_EXIT_OK;
+    }
+
+    producer_t p;
+    memset(&p, 0, sizeof(p));
+    p.cfg = cfg;
+    p.count = fl.count;
+    p.maxlen = fl.maxlen;
+    p.interval_ns = (int64_t)cfg->producer.interval_ms * NS_PER_MS;
+    rs_backoff_init(&p.busy_backoff, 100, 5000, 0);
+    p.log = rs_logger_new(stderr, cfg->log.level);
+    if (p.log == NULL || setup_signals(&p.wait_mask) != 0) {
+        fprintf(stderr, "%s: %s\n", prog, p.log == NULL ? "out of memory" : strerror(errno));
+        rs_logger_free(p.log);
+        rs_config_free(cfg);
+        return RS_EXIT_FAILURE;
+    }
+
+    rs_redis_opts_t opts = {
+        .host = cfg->redis.host,
+        .port = cfg->redis.port,
+        .username = cfg->redis.username,
+        .password = cfg->redis.password,
+        .db = cfg->redis.db,
+        .connect_timeout_ms = cfg->redis.connect_timeout_ms,
+        .command_timeout_ms = cfg->redis.connect_timeout_ms > COMMAND_TIMEOUT_MIN_MS
+                                  ? cfg->redis.connect_timeout_ms
+                                  : COMMAND_TIMEOUT_MIN_MS,
+        .client_name = "producer",
+    };
+    p.redis = rs_redis_new(&opts, p.log);
+    if (p.redis == NULL) {
+        rs_log(p.log, RS_LOG_ERROR, LOG_MODULE, "out of memory");
+        rs_logger_free(p.log);
+        rs_config_free(cfg);
+        return RS_EXIT_FAILURE;
+    }
+
+    char count_text[24] = "unlimited";
+    if (p.count != 0)
+        snprintf(count_text, sizeof(count_text), "%" PRIu64, p.count);
+    rs_log(p.log, RS_LOG_INFO, LOG_MODULE,
+           "starting %s redis=%s stream=%s type=%s interval_ms=%d count=%s maxlen=%" PRIu64, prog,
+           rs_redis_addr(p.redis), cfg->producer.stream, cfg->producer.type,
+           cfg->producer.interval_ms, count_text, p.maxlen);
+
+    /* One attempt at start: a producer that cannot reach Redis at all is misconfigured more
+     * often than not, and its supervisor (systemd's Restart=) owns the retry policy. */
+    rs_redis_status_t st = rs_redis_connect(p.redis);
+    if (st == RS_REDIS_OK) {
+        rs_log(p.log, RS_LOG_INFO, LOG_MODULE, "connected to redis %s", rs_redis_addr(p.redis));
+        rc = run(&p);
+    } else {
+        rs_log(p.log, RS_LOG_ERROR, LOG_MODULE, "%s", rs_redis_errstr(p.redis));
+        rc = exit_code_for(st);
+    }
+
+    rs_redis_free(p.redis);
+    rs_logger_free(p.log);
+    rs_config_free(cfg);
+    return rc;
+}

@@ -1,0 +1,529 @@
+/*
+ * The reader thread of one stream.
+ *
+ * DESIGN: a small state machine run by one thread that owns one Redis connection:
+ *
+ *     CONNECT -> GROUP -> RECOVER -> READ --(NOGROUP)--> GROUP
+ *        ^__________________|__________|  (any lost connection)
+ *
+ * CONNECT retries with backoff (logged once per step by redis_conn). GROUP creates the
+ * consumer group with MKSTREAM, BUSYGROUP meaning it already exists. RECOVER first waits
+ * until none of this stream's entries is in flight (so nothing still queued or in a worker is
+ * fetched twice), then re-reads this consumer's pending entries from id 0 with their delivery
+ * counts from XPENDING. READ blocks in XREADGROUP ... >.
+ *
+ * Backpressure: before every XREADGROUP the reader reserves queue slots and asks for no more
+ * entries than it got; when the queue is full it sleeps in rs_queue_reserve() and Redis keeps
+ * the backlog.
+ *
+ * Waking for shutdown: the thread may sleep in three places, and rs_reader_stop() reaches
+ * each: the socket (shutdown(2) on a dup of it, so a stale descriptor can never hit a
+ * reused number), the queue (rs_queue_wake), and the reader's own condition variable (used
+ * for backoff waits) or the stream's (waiting for in-flight entries to settle).
+ *
+ * Lock order: r->lock is a leaf; it is never held while another lock is taken or across a
+ * network call.
+ */
+
+#include "reader.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "backoff.h"
+#include "clock.h"
+#include "redis_conn.h"
+
+typedef enum { ST_CONNECT, ST_GROUP, ST_RECOVER, ST_READ } reader_state_t;
+
+struct rs_reader {
+    const rs_config_t *cfg;
+    rs_stream_t *stream;
+    rs_queue_t *q;
+    rs_logger_t *log;
+    rs_redis_t *redis;    /* reader thread only */
+    rs_backoff_t errors;  /* waits after error replies; reader thread only */
+    rs_entry_t **batch;   /* read_count slots; reader thread only */
+    uint64_t *counts;     /* read_count delivery counts; reader thread only */
+    const char **deleted; /* read_count ids of deleted entries; reader thread only */
+
+    pthread_t thread;
+    bool started;
+    atomic_bool stop;
+    atomic_bool ready;
+
+    pthread_mutex_t lock;
+    pthread_cond_t cond; /* CLOCK_MONOTONIC; broadcast by rs_reader_stop() */
+    int wake_fd;         /* dup of the connection's socket, or -1; guarded by lock */
+};
+
+rs_reader_t *rs_reader_new(const rs_config_t *cfg, rs_stream_t *stream, rs_queue_t *q,
+                           rs_logger_t *log)
+{
+    rs_reader_t *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return NULL;
+    r->batch = calloc((size_t)cfg->group.read_count, sizeof(*r->batch));
+    r->counts = calloc((size_t)cfg->group.read_count, sizeof(*r->counts));
+    r->deleted = calloc((size_t)cfg->group.read_count, sizeof(*r->deleted));
+    char name[96];
+    snprintf(name, sizeof(name), "reader %s", stream->name);
+    rs_redis_opts_t opts = {
+        .host = cfg->redis.host,
+        .port = cfg->redis.port,
+        .username = cfg->redis.username,
+        .password = cfg->redis.password,
+        .db = cfg->redis.db,
+        .connect_timeout_ms = cfg->redis.connect_timeout_ms,
+        /* A reply may take the whole BLOCK time; beyond that plus a margin, Redis hangs. */
+        .command_timeout_ms = cfg->group.block_ms + cfg->redis.connect_timeout_ms,
+        .client_name = name,
+    };
+    r->redis = rs_redis_new(&opts, log);
+    if (r->batch == NULL || r->counts == NULL || r->deleted == NULL || r->redis == NULL) {
+        rs_redis_free(r->redis);
+        free(r->deleted);
+        free(r->counts);
+        free(r->batch);
+        free(r);
+        return NULL;
+    }
+    r->cfg = cfg;
+    r->stream = stream;
+    r->q = q;
+    r->log = log;
+    r->wake_fd = -1;
+    rs_backoff_init(&r->errors, 100, 5000, 0);
+    pthread_mutex_init(&r->lock, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&r->cond, &attr);
+    pthread_condattr_destroy(&attr);
+    return r;
+}
+
+/* Sleeps `ms` or until stopped. Returns non-zero when stopped (rs_redis_wait_fn). */
+static int reader_wait(void *arg, long ms)
+{
+    rs_reader_t *r = arg;
+    int64_t until = rs_clock_monotonic_ns() + (int64_t)ms * 1000000;
+    struct timespec ts = {(time_t)(until / 1000000000), (long)(until % 1000000000)};
+    pthread_mutex_lock(&r->lock);
+    while (!atomic_load(&r->stop) && rs_clock_monotonic_ns() < until)
+        pthread_cond_timedwait(&r->cond, &r->lock, &ts);
+    pthread_mutex_unlock(&r->lock);
+    return atomic_load(&r->stop);
+}
+
+/* Publishes a dup of the new connection's socket for rs_reader_stop() to shut down. */
+static void publish_socket(rs_reader_t *r)
+{
+    redisContext *c = rs_redis_context(r->redis);
+    pthread_mutex_lock(&r->lock);
+    if (c != NULL && r->wake_fd < 0)
+        r->wake_fd = fcntl(c->fd, F_DUPFD_CLOEXEC, 0);
+    if (atomic_load(&r->stop) && r->wake_fd >= 0)
+        shutdown(r->wake_fd, SHUT_RDWR); /* stop() ran before the socket was published */
+    pthread_mutex_unlock(&r->lock);
+}
+
+static void forget_socket(rs_reader_t *r)
+{
+    pthread_mutex_lock(&r->lock);
+    if (r->wake_fd >= 0)
+        close(r->wake_fd);
+    r->wake_fd = -1;
+    pthread_mutex_unlock(&r->lock);
+}
+
+/* Called after a command returned NULL: the connection is gone. */
+static reader_state_t connection_lost(rs_reader_t *r)
+{
+    atomic_store(&r->ready, false);
+    forget_socket(r);
+    if (!atomic_load(&r->stop))
+        rs_log(r->log, RS_LOG_WARN, "reader", "stream=%s lost the connection: %s; reconnecting",
+               r->stream->name, rs_redis_errstr(r->redis));
+    return ST_CONNECT;
+}
+
+/* Waits after an error reply, with backoff, logging the reply once per step. */
+static void error_backoff(rs_reader_t *r, const char *what, const char *msg)
+{
+    long ms = (long)rs_backoff_next_ms(&r->errors);
+    rs_log(r->log, RS_LOG_ERROR, "reader", "stream=%s %s: %s; retrying in %ld ms", r->stream->name,
+           what, msg, ms);
+    reader_wait(r, ms);
+}
+
+static reader_state_t do_connect(rs_reader_t *r)
+{
+    rs_redis_status_t st = rs_redis_connect_retry(r->redis, reader_wait, r);
+    if (st == RS_REDIS_OK) {
+        publish_socket(r);
+        return ST_GROUP;
+    }
+    if (st != RS_REDIS_ERR_IO) /* authentication or another refusal: keep trying, slowly */
+        error_backoff(r, "cannot connect", rs_redis_errstr(r->redis));
+    return ST_CONNECT;
+}
+
+static bool is_error(const redisReply *reply, const char *prefix)
+{
+    return reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, prefix, strlen(prefix)) == 0;
+}
+
+static reader_state_t do_group(rs_reader_t *r)
+{
+    const rs_config_t *cfg = r->cfg;
+    const char *argv[] = {
+        "XGROUP", "CREATE", r->stream->name, cfg->group.name, cfg->group.start_id, "MKSTREAM"};
+    size_t argvlen[6];
+    for (int i = 0; i < 6; i++)
+        argvlen[i] = strlen(argv[i]);
+    redisReply *reply = rs_redis_command_argv(r->redis, 6, argv, argvlen);
+    if (reply == NULL)
+        return connection_lost(r);
+    reader_state_t next = ST_RECOVER;
+    if (reply->type == REDIS_REPLY_STATUS) {
+        rs_log(r->log, RS_LOG_INFO, "reader", "stream=%s created group %s at %s", r->stream->name,
+               cfg->group.name, cfg->group.start_id);
+    } else if (!is_error(reply, "BUSYGROUP")) {
+        error_backoff(r, "cannot create the consumer group",
+                      reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+        next = ST_GROUP;
+    }
+    freeReplyObject(reply);
+    if (next == ST_RECOVER) {
+        rs_backoff_reset(&r->errors);
+        atomic_store(&r->ready, true);
+    }
+    return next;
+}
+
+/* Finds the entry list in an XREADGROUP reply ([[stream, [[id, fields], ...]]]) and checks
+ * that every element has a string id that fits an entry. Returns NULL for a malformed reply. */
+static const redisReply *entry_list(const redisReply *reply)
+{
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 1)
+        return NULL;
+    const redisReply *s = reply->element[0];
+    if (s->type != REDIS_REPLY_ARRAY || s->elements != 2 ||
+        s->element[1]->type != REDIS_REPLY_ARRAY)
+        return NULL;
+    const redisReply *list = s->element[1];
+    for (size_t i = 0; i < list->elements; i++) {
+        const redisReply *e = list->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+            e->element[0]->type != REDIS_REPLY_STRING || e->element[0]->len == 0 ||
+            e->element[0]->len >= RS_ENTRY_ID_MAX)
+            return NULL;
+    }
+    return list;
+}
+
+/* Acknowledges entries found deleted from the stream while pending (nil fields): they can
+ * never be handled, so retrying them would loop forever. */
+static int ack_deleted(rs_reader_t *r, const char **ids, size_t n)
+{
+    if (n == 0)
+        return 0;
+    const char *argv[3 + 64];
+    size_t argvlen[3 + 64];
+    argv[0] = "XACK", argv[1] = r->stream->name, argv[2] = r->cfg->group.name;
+    for (int i = 0; i < 3; i++)
+        argvlen[i] = strlen(argv[i]);
+    for (size_t i = 0; i < n; i++) {
+        argv[3 + i] = ids[i];
+        argvlen[3 + i] = strlen(ids[i]);
+    }
+    redisReply *reply = rs_redis_command_argv(r->redis, (int)(3 + n), argv, argvlen);
+    if (reply == NULL)
+        return -1;
+    freeReplyObject(reply);
+    atomic_fetch_add(&r->stream->stats.deleted, n);
+    for (size_t i = 0; i < n; i++)
+        rs_log(r->log, RS_LOG_WARN, "reader",
+               "stream=%s id=%s was deleted from the stream while pending; acknowledged",
+               r->stream->name, ids[i]);
+    return 0;
+}
+
+/* Looks up delivery counts of ids first..last for this consumer. `counts` receives, for each
+ * entry of `list` in order, its count (1 when XPENDING does not list it). Returns -1 when the
+ * connection was lost. */
+static int pending_counts(rs_reader_t *r, const redisReply *list, uint64_t *counts)
+{
+    for (size_t i = 0; i < list->elements; i++)
+        counts[i] = 1;
+    const redisReply *first = list->element[0]->element[0];
+    const redisReply *last = list->element[list->elements - 1]->element[0];
+    char count[24];
+    snprintf(count, sizeof(count), "%zu", (size_t)list->elements);
+    const char *argv[] = {"XPENDING", r->stream->name, r->cfg->group.name,    first->str,
+                          last->str,  count,           r->cfg->group.consumer};
+    size_t argvlen[7];
+    for (int i = 0; i < 7; i++)
+        argvlen[i] = strlen(argv[i]);
+    redisReply *reply = rs_redis_command_argv(r->redis, 7, argv, argvlen);
+    if (reply == NULL)
+        return -1;
+    if (reply->type == REDIS_REPLY_ARRAY) {
+        /* Both lists are in id order: walk them together. */
+        size_t j = 0;
+        for (size_t i = 0; i < reply->elements && j < list->elements; i++) {
+            const redisReply *p = reply->element[i];
+            if (p->type != REDIS_REPLY_ARRAY || p->elements != 4 ||
+                p->element[0]->type != REDIS_REPLY_STRING ||
+                p->element[3]->type != REDIS_REPLY_INTEGER)
+                continue;
+            while (j < list->elements &&
+                   strcmp(list->element[j]->element[0]->str, p->element[0]->str) != 0)
+                j++;
+            if (j < list->elements && p->element[3]->integer > 0)
+                counts[j++] = (uint64_t)p->element[3]->integer;
+        }
+    }
+    freeReplyObject(reply);
+    return 0;
+}
+
+/* Turns a reply's entries into queue entries and pushes them into reserved slots, with
+ * delivery counts from r->counts (NULL: all 1). Entries found deleted (nil fields) are
+ * acknowledged at once. Sets *pushed; returns -1 when the connection was lost. */
+static int push_entries(rs_reader_t *r, const redisReply *list, const uint64_t *counts,
+                        size_t *pushed)
+{
+    size_t n = 0, ndeleted = 0;
+    for (size_t i = 0; i < list->elements; i++) {
+        char err[256];
+        int deleted;
+        rs_entry_t *e = rs_entry_from_reply(list->element[i], r->stream, r->stream->name,
+                                            counts ? counts[i] : 1, &deleted, err, sizeof(err));
+        if (e != NULL) {
+            r->batch[n++] = e;
+        } else if (deleted) {
+            r->deleted[ndeleted++] = list->element[i]->element[0]->str;
+        } else {
+            /* Left pending in Redis; it comes back on the next recovery. */
+            rs_log(r->log, RS_LOG_ERROR, "reader", "%s", err);
+        }
+    }
+    if (n > 0) {
+        rs_stream_begin(r->stream, (long)n);
+        atomic_fetch_add(&r->stream->stats.received, n);
+        rs_queue_push_reserved(r->q, r->batch, n);
+    }
+    *pushed = n;
+    for (size_t off = 0; off < ndeleted; off += 64) {
+        if (ack_deleted(r, r->deleted + off, ndeleted - off < 64 ? ndeleted - off : 64) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Sends XREADGROUP for up to `count` entries after `id` (">" for new ones). */
+static redisReply *xreadgroup(rs_reader_t *r, size_t count, bool block, const char *id)
+{
+    char count_s[24], block_s[24];
+    snprintf(count_s, sizeof(count_s), "%zu", count);
+    snprintf(block_s, sizeof(block_s), "%d", r->cfg->group.block_ms);
+    const char *argv[12];
+    int argc = 0;
+    argv[argc++] = "XREADGROUP";
+    argv[argc++] = "GROUP";
+    argv[argc++] = r->cfg->group.name;
+    argv[argc++] = r->cfg->group.consumer;
+    argv[argc++] = "COUNT";
+    argv[argc++] = count_s;
+    if (block) {
+        argv[argc++] = "BLOCK";
+        argv[argc++] = block_s;
+    }
+    argv[argc++] = "STREAMS";
+    argv[argc++] = r->stream->name;
+    argv[argc++] = id;
+    size_t argvlen[12];
+    for (int i = 0; i < argc; i++)
+        argvlen[i] = strlen(argv[i]);
+    return rs_redis_command_argv(r->redis, argc, argv, argvlen);
+}
+
+/* Handles an error reply to XREADGROUP: NOGROUP means the group (or the stream) vanished. */
+static reader_state_t read_error(rs_reader_t *r, const redisReply *reply, reader_state_t same)
+{
+    if (is_error(reply, "NOGROUP")) {
+        rs_log(r->log, RS_LOG_WARN, "reader",
+               "stream=%s group %s no longer exists (%s); creating it again", r->stream->name,
+               r->cfg->group.name, reply->str);
+        atomic_store(&r->ready, false);
+        return ST_GROUP;
+    }
+    error_backoff(r, "XREADGROUP failed",
+                  reply->type == REDIS_REPLY_ERROR ? reply->str : "malformed reply");
+    return same;
+}
+
+static reader_state_t do_recover(rs_reader_t *r)
+{
+    if (!rs_stream_wait_settled(r->stream, &r->stop))
+        return ST_RECOVER; /* stopping */
+    char last[RS_ENTRY_ID_MAX] = "0";
+    size_t total = 0, cap = (size_t)r->cfg->group.read_count;
+    reader_state_t next = ST_READ;
+    for (;;) {
+        size_t k = rs_queue_reserve(r->q, cap, &r->stop);
+        if (k == 0) {
+            next = ST_RECOVER;
+            break;
+        }
+        redisReply *reply = xreadgroup(r, k, false, last);
+        if (reply == NULL) {
+            rs_queue_unreserve(r->q, k);
+            next = connection_lost(r);
+            break;
+        }
+        const redisReply *list = reply->type == REDIS_REPLY_NIL ? NULL : entry_list(reply);
+        if (list == NULL || list->elements == 0) {
+            rs_queue_unreserve(r->q, k);
+            if (reply->type != REDIS_REPLY_NIL && list == NULL)
+                next = read_error(r, reply, ST_RECOVER);
+            freeReplyObject(reply);
+            break;
+        }
+        if (pending_counts(r, list, r->counts) != 0) {
+            rs_queue_unreserve(r->q, k);
+            freeReplyObject(reply);
+            next = connection_lost(r);
+            break;
+        }
+        const redisReply *tail = list->element[list->elements - 1]->element[0];
+        memcpy(last, tail->str, (size_t)tail->len);
+        last[tail->len] = '\0';
+
+        size_t pushed;
+        int rc = push_entries(r, list, r->counts, &pushed);
+        rs_queue_unreserve(r->q, k - pushed);
+        total += pushed;
+        freeReplyObject(reply);
+        if (rc != 0) {
+            next = connection_lost(r);
+            break;
+        }
+    }
+    if (next == ST_READ && total > 0)
+        rs_log(r->log, RS_LOG_INFO, "reader",
+               "stream=%s re-read %zu pending entries of consumer %s", r->stream->name, total,
+               r->cfg->group.consumer);
+    return next;
+}
+
+static reader_state_t do_read(rs_reader_t *r)
+{
+    size_t k = rs_queue_reserve(r->q, (size_t)r->cfg->group.read_count, &r->stop);
+    if (k == 0)
+        return ST_READ; /* stopping */
+    redisReply *reply = xreadgroup(r, k, true, ">");
+    if (reply == NULL) {
+        rs_queue_unreserve(r->q, k);
+        return connection_lost(r);
+    }
+    reader_state_t next = ST_READ;
+    size_t pushed = 0;
+    if (reply->type != REDIS_REPLY_NIL) {
+        const redisReply *list = entry_list(reply);
+        if (list == NULL) {
+            next = read_error(r, reply, ST_READ);
+        } else {
+            if (push_entries(r, list, NULL, &pushed) != 0)
+                next = connection_lost(r);
+        }
+    }
+    rs_queue_unreserve(r->q, k - pushed);
+    freeReplyObject(reply);
+    return next;
+}
+
+static void *reader_main(void *arg)
+{
+    rs_reader_t *r = arg;
+    reader_state_t st = ST_CONNECT;
+    while (!atomic_load(&r->stop)) {
+        switch (st) {
+        case ST_CONNECT:
+            st = do_connect(r);
+            break;
+        case ST_GROUP:
+            st = do_group(r);
+            break;
+        case ST_RECOVER:
+            st = do_recover(r);
+            break;
+        case ST_READ:
+            st = do_read(r);
+            break;
+        }
+    }
+    atomic_store(&r->ready, false);
+    forget_socket(r);
+    return NULL;
+}
+
+int rs_reader_start(rs_reader_t *r, char *err, size_t errlen)
+{
+    int rc = pthread_create(&r->thread, NULL, reader_main, r);
+    if (rc != 0) {
+        snprintf(err, errlen, "stream %s: cannot start reader thread: %s", r->stream->name,
+                 strerror(rc));
+        return -1;
+    }
+    r->started = true;
+    char name[16]; /* thread names are cut to 15 bytes */
+    snprintf(name, sizeof(name), "rs-rd-%.9s", r->stream->name);
+    pthread_setname_np(r->thread, name);
+    return 0;
+}
+
+void rs_reader_stop(rs_reader_t *r)
+{
+    pthread_mutex_lock(&r->lock);
+    atomic_store(&r->stop, true);
+    if (r->wake_fd >= 0)
+        shutdown(r->wake_fd, SHUT_RDWR);
+    pthread_cond_broadcast(&r->cond);
+    pthread_mutex_unlock(&r->lock);
+    rs_queue_wake(r->q);
+    rs_stream_wake(r->stream);
+}
+
+void rs_reader_join(rs_reader_t *r)
+{
+    if (r->started) {
+        pthread_join(r->thread, NULL);
+        r->started = false;
+    }
+}
+
+bool rs_reader_ready(const rs_reader_t *r)
+{
+    return atomic_load(&r->ready);
+}
+
+void rs_reader_free(rs_reader_t *r)
+{
+    if (r == NULL)
+        return;
+    rs_redis_free(r->redis);
+    pthread_cond_destroy(&r->cond);
+    pthread_mutex_destroy(&r->lock);
+    free(r->deleted);
+    free(r->counts);
+    free(r->batch);
+    free(r);
+}

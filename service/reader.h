@@ -1,0 +1,46 @@
+#ifndef RS_READER_H
+#define RS_READER_H
+
+/*
+ * A stream's reader: one thread with its own Redis connection that joins the consumer group
+ * and moves entries from Redis into the work queue.
+ *
+ * At start, and again after every reconnection (once the entries already in flight have
+ * settled), it re-reads this consumer's own pending entries (XREADGROUP ... 0), so work
+ * delivered before a crash or a lost reply is done again. Then it loops on
+ * XREADGROUP ... COUNT n BLOCK ms ... >, asking for no more entries than it could reserve in
+ * the queue: a slow pool makes it stop reading instead of growing memory.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "log.h"
+#include "queue.h"
+#include "stream.h"
+
+typedef struct rs_reader rs_reader_t;
+
+/* Creates the reader of `stream` feeding `q`. Everything is borrowed for the reader's
+ * lifetime. Returns NULL when out of memory. Caller frees with rs_reader_free(). */
+rs_reader_t *rs_reader_new(const rs_config_t *cfg, rs_stream_t *stream, rs_queue_t *q,
+                           rs_logger_t *log);
+
+/* Starts the thread. Returns 0, or -1 with a message in `err`. Main thread. */
+int rs_reader_start(rs_reader_t *r, char *err, size_t errlen);
+
+/* Asks the reader to stop and wakes it wherever it waits: in XREADGROUP's BLOCK (its socket
+ * is shut down), for room in the queue, in a reconnect backoff. Does not wait. Any thread. */
+void rs_reader_stop(rs_reader_t *r);
+
+/* Waits for the thread to exit (after rs_reader_stop()). Main thread. */
+void rs_reader_join(rs_reader_t *r);
+
+/* True while the reader holds a connection and its group exists. Any thread; lock-free. */
+bool rs_reader_ready(const rs_reader_t *r);
+
+/* Frees the reader (after join); NULL is ignored. */
+void rs_reader_free(rs_reader_t *r);
+
+#endif

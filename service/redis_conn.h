@@ -1,0 +1,112 @@
+#ifndef RS_REDIS_CONN_H
+#define RS_REDIS_CONN_H
+
+/*
+ * A connection to Redis owned by one thread: connect with a timeout, AUTH (password, or ACL
+ * user and password), SELECT, TCP keepalive, and reconnection with capped exponential backoff
+ * plus jitter. hiredis contexts are not thread-safe, so an rs_redis_t is used by exactly one
+ * thread for its whole life; each reader, the ack path and the producer have their own.
+ *
+ * Errors keep hiredis's convention: the object carries `err`-style state readable with
+ * rs_redis_errstr(), and every message names the address and carries Redis's own words
+ * ("redis 127.0.0.1:6380: AUTH failed: WRONGPASS invalid username-password pair ...").
+ * The password never appears in any message.
+ *
+ * Works with hiredis 0.14 (Debian 12) and 1.x.
+ *
+ * A program using this module must ignore SIGPIPE (signal(SIGPIPE, SIG_IGN)) before the first
+ * connection: hiredis writes with write(2), so a server that goes away mid-command would
+ * otherwise kill the process instead of producing RS_REDIS_ERR_IO.
+ */
+
+#include <hiredis/hiredis.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "log.h"
+
+typedef struct {
+    const char *host; /* borrowed for the call to rs_redis_new() only: copied */
+    int port;
+    const char *username;    /* NULL: AUTH with the password alone */
+    const char *password;    /* NULL or "": no AUTH */
+    int db;                  /* SELECTed when not 0 */
+    int connect_timeout_ms;  /* for the TCP connect and the AUTH/SELECT/PING handshake;
+                                0 = the kernel's own limit */
+    int command_timeout_ms;  /* for each reply; 0 = wait forever (use with BLOCK) */
+    const char *client_name; /* for log lines ("producer", "reader events") */
+    int backoff_base_ms;     /* first reconnect wait; 0 = 100 */
+    int backoff_cap_ms;      /* longest reconnect wait; 0 = 5000 */
+} rs_redis_opts_t;
+
+typedef struct rs_redis rs_redis_t;
+
+/* Result of rs_redis_connect(): the kinds callers treat differently. */
+typedef enum {
+    RS_REDIS_OK = 0,
+    RS_REDIS_ERR_IO = -1,    /* unreachable, timed out, connection lost, or not ready yet
+                                (LOADING, BUSY, MASTERDOWN, TRYAGAIN): worth retrying */
+    RS_REDIS_ERR_AUTH = -2,  /* Redis refused the credentials (WRONGPASS, NOAUTH, NOPERM) */
+    RS_REDIS_ERR_REPLY = -3, /* any other error reply, e.g. SELECT out of range */
+} rs_redis_status_t;
+
+/* Called between reconnect attempts to wait `ms` milliseconds. Returns 0 when the wait ran
+ * out, non-zero when the caller is stopping (then rs_redis_connect_retry() gives up). */
+typedef int (*rs_redis_wait_fn)(void *arg, long ms);
+
+/* Creates an unconnected handle; copies everything in `opts`. `log` is borrowed for the
+ * handle's lifetime. Returns NULL only when out of memory. Caller frees with rs_redis_free(). */
+rs_redis_t *rs_redis_new(const rs_redis_opts_t *opts, rs_logger_t *log);
+
+/* Frees the handle and closes its connection; NULL is ignored. Owner thread only. */
+void rs_redis_free(rs_redis_t *r);
+
+/* One connection attempt: TCP connect within connect_timeout_ms, keepalive, AUTH, SELECT, and
+ * a PING that proves the session usable. Blocks up to the timeouts. Returns RS_REDIS_OK or one
+ * of the errors above, with the message in rs_redis_errstr(). Does not log. Owner thread. */
+rs_redis_status_t rs_redis_connect(rs_redis_t *r);
+
+/* Connects, retrying RS_REDIS_ERR_IO with backoff until it succeeds or `wait` reports a stop.
+ * Logs the first failure as a warning, then one line per backoff step, then the recovery.
+ * Authentication and other reply errors are not retried. Returns RS_REDIS_OK, the
+ * non-retryable error, or RS_REDIS_ERR_IO when stopped. Owner thread only. */
+rs_redis_status_t rs_redis_connect_retry(rs_redis_t *r, rs_redis_wait_fn wait, void *arg);
+
+/* True while the handle holds a usable connection. Owner thread only. */
+bool rs_redis_connected(const rs_redis_t *r);
+
+/* Runs one command given as binary-safe arguments and returns its reply, which the caller
+ * frees with freeReplyObject(). Returns NULL on a connection error: the connection is then
+ * closed (rs_redis_connected() is false) and rs_redis_errstr() says why. An error *reply*
+ * (type REDIS_REPLY_ERROR) is returned like any other; the caller checks reply->type.
+ * Blocks up to command_timeout_ms. Owner thread only. */
+redisReply *rs_redis_command_argv(rs_redis_t *r, int argc, const char **argv,
+                                  const size_t *argvlen);
+
+/* The hiredis context, for pipelining with redisAppendCommandArgv()/redisGetReply(); NULL when
+ * not connected. Borrowed until the next call on `r`. After a hiredis call fails, call
+ * rs_redis_mark_broken() so the handle drops the dead context. Owner thread only. */
+redisContext *rs_redis_context(rs_redis_t *r);
+
+/* Closes the connection after a failure seen through rs_redis_context(), recording the
+ * context's error. Owner thread only. */
+void rs_redis_mark_broken(rs_redis_t *r);
+
+/* The last error's message; "" when none. Borrowed until the next call on `r`. */
+const char *rs_redis_errstr(const rs_redis_t *r);
+
+/* "host:port" of the server, for messages. Borrowed for the handle's lifetime. */
+const char *rs_redis_addr(const rs_redis_t *r);
+
+/* Number of successful connections after the first (for metrics). Owner thread only. */
+unsigned long rs_redis_reconnects(const rs_redis_t *r);
+
+/* Classifies the text of an error reply (reply->str, reply->len of a REDIS_REPLY_ERROR) so
+ * every caller draws the same line: RS_REDIS_ERR_AUTH when Redis refuses the credentials or
+ * the permission (WRONGPASS, NOAUTH, NOPERM, "ERR ... AUTH ..." / "ERR invalid password" from
+ * older servers); RS_REDIS_ERR_IO when the server is not ready yet and a later retry can
+ * succeed (LOADING, BUSY, MASTERDOWN, TRYAGAIN); RS_REDIS_ERR_REPLY for everything else
+ * (WRONGTYPE, syntax errors, ...), which retrying cannot fix. Pure; any thread. */
+rs_redis_status_t rs_redis_classify_error(const char *msg, size_t len);
+
+#endif

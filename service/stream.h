@@ -1,0 +1,64 @@
+#ifndef RS_STREAM_H
+#define RS_STREAM_H
+
+/*
+ * The consumer's state for one configured stream: its handler, its counters, and the number
+ * of its entries in flight (read from Redis and not yet acknowledged or given up on).
+ *
+ * Counters are C11 atomics, updated lock-free on the hot path by readers, workers and the
+ * acknowledger, and read by whoever reports them.
+ */
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "handler.h"
+
+typedef struct {
+    atomic_ullong received;  /* entries read from Redis (new and redelivered) */
+    atomic_ullong succeeded; /* handler returned success */
+    atomic_ullong failed;    /* handler failed; entry left pending */
+    atomic_ullong acked;     /* acknowledged in Redis */
+    atomic_ullong deleted;   /* pending entries found deleted from the stream, acked */
+} rs_stream_stats_t;
+
+typedef struct rs_stream {
+    const rs_stream_config_t *cfg; /* borrowed from the configuration */
+    const char *name;              /* == cfg->name */
+    rs_handler_t *handler;         /* owned */
+    rs_stream_stats_t stats;
+
+    /* Entries read and not yet settled. A reader that lost its connection waits for this to
+     * reach zero before it re-reads its pending entries, so nothing still in the queue or in
+     * a worker is read twice. */
+    atomic_long inflight;
+    pthread_mutex_t lock;
+    pthread_cond_t settled; /* broadcast when inflight drops to zero, or to wake a waiter */
+} rs_stream_t;
+
+/* Creates the state for stream `sc` with its handler. Returns NULL with a message in `err`.
+ * Caller frees with rs_stream_free(). Main thread. */
+rs_stream_t *rs_stream_new(const rs_stream_config_t *sc, unsigned workers, rs_logger_t *log,
+                           char *err, size_t errlen);
+
+/* Frees the state and its handler; NULL is ignored. Nothing may use it any more. */
+void rs_stream_free(rs_stream_t *s);
+
+/* Counts `n` entries as in flight. Any thread. */
+void rs_stream_begin(rs_stream_t *s, long n);
+
+/* Counts `n` entries as settled (acknowledged, or failed and left pending), waking a waiter
+ * when none remain. Any thread. */
+void rs_stream_settle(rs_stream_t *s, long n);
+
+/* Waits until no entry is in flight or `*cancel` is true (re-checked whenever the stream is
+ * woken with rs_stream_wake()). Returns true when idle. Any thread. */
+bool rs_stream_wait_settled(rs_stream_t *s, const atomic_bool *cancel);
+
+/* Wakes rs_stream_wait_settled() callers so they recheck their cancel flag. Any thread. */
+void rs_stream_wake(rs_stream_t *s);
+
+#endif

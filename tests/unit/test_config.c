@@ -1,0 +1,962 @@
+/*
+ * Unit tests for config.c: the built-in defaults, the example configuration, every rejection
+ * with its "FILE:LINE: SETTING: problem" message, the password sources, --redis-addr parsing
+ * and the --check-config summary.
+ *
+ * Each test runs in a fresh temporary directory (the fixture) that teardown removes, and
+ * REDSTREAM_REDIS_PASSWORD is cleared before each test so a developer's environment cannot
+ * change the outcome.
+ */
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+
+#define EXAMPLE_CONFIG RS_SOURCE_DIR "/config/redstream.conf"
+#define ARRAY_LEN(a)   (sizeof(a) / sizeof((a)[0]))
+
+typedef struct {
+    char dir[PATH_MAX];
+} fixture_t;
+
+static int fixture_setup(void **state)
+{
+    fixture_t *fx = calloc(1, sizeof(*fx));
+    const char *tmp = getenv("TMPDIR");
+
+    if (fx == NULL)
+        return -1;
+    snprintf(fx->dir, sizeof(fx->dir), "%s/rs_test_config.XXXXXX",
+             tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
+    if (mkdtemp(fx->dir) == NULL) {
+        free(fx);
+        return -1;
+    }
+    unsetenv(RS_ENV_REDIS_PASSWORD);
+    *state = fx;
+    return 0;
+}
+
+/* Removes the fixture directory; tests create only plain files and one level of
+ * subdirectories in it. */
+static void remove_tree(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+
+    if (d == NULL)
+        return;
+    while ((de = readdir(d)) != NULL) {
+        char path[PATH_MAX];
+        struct stat st;
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+        if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
+            remove_tree(path);
+        else
+            unlink(path);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+static int fixture_teardown(void **state)
+{
+    fixture_t *fx = *state;
+
+    unsetenv(RS_ENV_REDIS_PASSWORD);
+    remove_tree(fx->dir);
+    free(fx);
+    return 0;
+}
+
+/* Writes `len` bytes to a new uniquely named file in `dir` with `mode`; returns its path
+ * (caller frees). */
+static char *write_temp(const char *dir, const void *data, size_t len, mode_t mode)
+{
+    char *path = NULL;
+
+    if (asprintf(&path, "%s/cfg-XXXXXX", dir) < 0)
+        fail_msg("out of memory");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, data, len), (ssize_t)len);
+    assert_int_equal(fchmod(fd, mode), 0);
+    close(fd);
+    return path;
+}
+
+static char *write_config(const char *dir, const char *text)
+{
+    return write_temp(dir, text, strlen(text), 0644);
+}
+
+/* Writes `text` to dir/name with `mode`; returns the path (caller frees). */
+static char *write_named(const char *dir, const char *name, const char *text, mode_t mode)
+{
+    char *path = NULL;
+
+    if (asprintf(&path, "%s/%s", dir, name) < 0)
+        fail_msg("out of memory");
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    assert_int_equal(fchmod(fd, mode), 0); /* explicit, so the umask plays no part */
+    close(fd);
+    return path;
+}
+
+/* Fails the test unless `haystack` contains `needle`, showing both. */
+static void assert_contains(const char *haystack, const char *needle)
+{
+    if (strstr(haystack, needle) == NULL)
+        fail_msg("expected \"%s\" in \"%s\"", needle, haystack);
+}
+
+/* Loads `text` from a temp file expecting a rejection that names the file, `line` (0: no
+ * line check), `setting` (NULL: none) and `phrase`. */
+static void expect_rejected(const char *dir, const char *text, int line, const char *setting,
+                            const char *phrase)
+{
+    char err[1024] = "";
+    char *path = write_config(dir, text);
+    rs_config_t *cfg = rs_config_load(path, err, sizeof(err));
+
+    if (cfg != NULL)
+        fail_msg("accepted:\n%s", text);
+    assert_contains(err, path);
+    if (line > 0) {
+        char where[PATH_MAX + 32];
+        snprintf(where, sizeof(where), "%s:%d: ", path, line);
+        assert_contains(err, where);
+    }
+    if (setting != NULL) {
+        char named[128];
+        snprintf(named, sizeof(named), ": %s: ", setting);
+        assert_contains(err, named);
+    }
+    assert_contains(err, phrase);
+    assert_null(strchr(err, '\n')); /* one line */
+    unlink(path);
+    free(path);
+}
+
+/* Loads `text` from a temp file expecting success; caller frees the result. */
+static rs_config_t *expect_loaded(const char *dir, const char *text)
+{
+    char err[1024] = "";
+    char *path = write_config(dir, text);
+    rs_config_t *cfg = rs_config_load(path, err, sizeof(err));
+
+    if (cfg == NULL)
+        fail_msg("rejected: %s\n%s", err, text);
+    unlink(path);
+    free(path);
+    return cfg;
+}
+
+/* Compares the settings that the example file and the defaults must agree on. */
+static void assert_same_settings(const rs_config_t *a, const rs_config_t *b)
+{
+    assert_string_equal(a->redis.host, b->redis.host);
+    assert_int_equal(a->redis.port, b->redis.port);
+    assert_string_equal(a->redis.password, b->redis.password);
+    assert_int_equal(a->redis.password_source, b->redis.password_source);
+    assert_true(a->redis.password_file == NULL && b->redis.password_file == NULL);
+    assert_true(a->redis.username == NULL && b->redis.username == NULL);
+    assert_int_equal(a->redis.db, b->redis.db);
+    assert_int_equal(a->redis.connect_timeout_ms, b->redis.connect_timeout_ms);
+    assert_string_equal(a->group.name, b->group.name);
+    assert_string_equal(a->group.consumer, b->group.consumer);
+    assert_string_equal(a->group.start_id, b->group.start_id);
+    assert_int_equal(a->group.read_count, b->group.read_count);
+    assert_int_equal(a->group.block_ms, b->group.block_ms);
+    assert_int_equal(a->group.max_deliveries, b->group.max_deliveries);
+    assert_int_equal(a->group.claim_idle_ms, b->group.claim_idle_ms);
+    assert_string_equal(a->group.dead_letter_suffix, b->group.dead_letter_suffix);
+    assert_int_equal(a->workers.threads, b->workers.threads);
+    assert_int_equal(a->workers.queue_capacity, b->workers.queue_capacity);
+    assert_int_equal(a->workers.shutdown_timeout_ms, b->workers.shutdown_timeout_ms);
+    assert_int_equal(a->nstreams, b->nstreams);
+    for (size_t i = 0; i < a->nstreams; i++) {
+        assert_string_equal(a->streams[i].name, b->streams[i].name);
+        assert_int_equal(a->streams[i].handler, b->streams[i].handler);
+    }
+    assert_string_equal(a->health.address, b->health.address);
+    assert_int_equal(a->health.port, b->health.port);
+    assert_int_equal(a->tracing.enabled, b->tracing.enabled);
+    assert_string_equal(a->tracing.endpoint, b->tracing.endpoint);
+    assert_string_equal(a->tracing.service_name, b->tracing.service_name);
+    assert_true(a->tracing.sample_ratio == b->tracing.sample_ratio);
+    assert_string_equal(a->producer.stream, b->producer.stream);
+    assert_string_equal(a->producer.type, b->producer.type);
+    assert_int_equal(a->producer.interval_ms, b->producer.interval_ms);
+    assert_int_equal(a->log.level, b->log.level);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+static void config_defaults_match_spec(void **state)
+{
+    (void)state;
+    rs_config_t *cfg = rs_config_new_defaults();
+    char host[256] = {0};
+
+    assert_non_null(cfg);
+    assert_null(cfg->path);
+    assert_string_equal(cfg->redis.host, "127.0.0.1");
+    assert_int_equal(cfg->redis.port, 6380);
+    assert_string_equal(cfg->redis.password, "redis123");
+    assert_int_equal(cfg->redis.password_source, RS_SECRET_DEFAULT);
+    assert_null(cfg->redis.password_file);
+    assert_null(cfg->redis.username);
+    assert_int_equal(cfg->redis.db, 0);
+    assert_int_equal(cfg->redis.connect_timeout_ms, 2000);
+    assert_string_equal(cfg->group.name, "workers");
+    assert_int_equal(gethostname(host, sizeof(host) - 1), 0);
+    assert_string_equal(cfg->group.consumer, host);
+    assert_string_equal(cfg->group.start_id, "0");
+    assert_int_equal(cfg->group.read_count, 100);
+    assert_int_equal(cfg->group.block_ms, 5000);
+    assert_int_equal(cfg->group.max_deliveries, 10);
+    assert_int_equal(cfg->group.claim_idle_ms, 60000);
+    assert_string_equal(cfg->group.dead_letter_suffix, ":dlq");
+    assert_int_equal(cfg->workers.threads, 8);
+    assert_int_equal(cfg->workers.queue_capacity, 1024);
+    assert_int_equal(cfg->workers.shutdown_timeout_ms, 10000);
+    assert_int_equal(cfg->nstreams, 3);
+    static const char *const names[] = {"events", "logs", "notifications"};
+    for (size_t i = 0; i < ARRAY_LEN(names); i++) {
+        assert_string_equal(cfg->streams[i].name, names[i]);
+        assert_int_equal(cfg->streams[i].handler, RS_HANDLER_LOG);
+        assert_int_equal(cfg->streams[i].line, 0);
+    }
+    assert_string_equal(cfg->health.address, "127.0.0.1");
+    assert_int_equal(cfg->health.port, 8083);
+    assert_false(cfg->tracing.enabled);
+    assert_string_equal(cfg->tracing.endpoint, "http://127.0.0.1:4318/v1/traces");
+    assert_string_equal(cfg->tracing.service_name, "redstream");
+    assert_true(cfg->tracing.sample_ratio == 1.0);
+    assert_string_equal(cfg->producer.stream, "events");
+    assert_string_equal(cfg->producer.type, "test");
+    assert_int_equal(cfg->producer.interval_ms, 1000);
+    assert_int_equal(cfg->log.level, RS_LOG_INFO);
+    rs_config_free(cfg);
+}
+
+static void config_example_matches_defaults(void **state)
+{
+    (void)state;
+    char err[1024] = "";
+    rs_config_t *loaded = rs_config_load(EXAMPLE_CONFIG, err, sizeof(err));
+    if (loaded == NULL)
+        fail_msg("%s", err);
+    rs_config_t *defaults = rs_config_new_defaults();
+    assert_non_null(defaults);
+
+    assert_string_equal(loaded->path, EXAMPLE_CONFIG);
+    assert_same_settings(loaded, defaults);
+    /* The example leaves password commented out, so the built-in default applies. */
+    assert_int_equal(loaded->redis.password_source, RS_SECRET_DEFAULT);
+    /* Its streams come from the file, with their lines. */
+    for (size_t i = 0; i < loaded->nstreams; i++)
+        assert_true(loaded->streams[i].line > 0);
+    rs_config_free(loaded);
+    rs_config_free(defaults);
+}
+
+/* Every rejection: the message names the file, the line and the setting. */
+static void config_rejects_bad_settings(void **state)
+{
+    const fixture_t *fx = *state;
+    static const struct {
+        const char *text;
+        int line;
+        const char *setting;
+        const char *phrase;
+    } cases[] = {
+        /* a syntax error, reported at libconfig's line */
+        {"# comment\nredis = {\n    port = ;\n};\n", 3, NULL, "syntax error"},
+        /* an unclosed group: libconfig reports the end of the file */
+        {"redis = {\n  port = 1;\n", 3, NULL, "syntax error"},
+        /* an unterminated string */
+        {"group = { name = \"unterminated; };\nx = 1;\n", 3, NULL, "syntax error"},
+        /* prose instead of settings */
+        {"\n\nthis is not a config\n", 3, NULL, "syntax error"},
+        /* the same section twice; libconfig's own text follows "syntax error: " */
+        {"log = { level = \"info\"; };\nlog = { level = \"warn\"; };\n", 2, NULL,
+         "syntax error: duplicate setting name"},
+
+        /* wrong types */
+        {"redis = {\n  port = \"6380\";\n};\n", 2, "redis.port",
+         "must be an integer, got a string"},
+        {"group = { block_ms = 5000.0; };\n", 1, "group.block_ms",
+         "must be an integer, got a floating-point number"},
+        {"workers = { threads = true; };\n", 1, "workers.threads",
+         "must be an integer, got a boolean"},
+        {"workers = { queue_capacity = [ 1 ]; };\n", 1, "workers.queue_capacity",
+         "must be an integer, got an array"},
+        {"redis = { host = 127; };\n", 1, "redis.host", "must be a string, got an integer"},
+        {"redis = { password = 123; };\n", 1, "redis.password", "must be a string, got an integer"},
+        {"group = { start_id = 0; };\n", 1, "group.start_id", "must be a string, got an integer"},
+        {"tracing = { enabled = \"yes\"; };\n", 1, "tracing.enabled",
+         "must be a boolean (true or false), got a string"},
+        {"tracing = { enabled = 1; };\n", 1, "tracing.enabled",
+         "must be a boolean (true or false), got an integer"},
+        {"tracing = { sample_ratio = \"0.5\"; };\n", 1, "tracing.sample_ratio",
+         "must be a number between 0 and 1, got a string"},
+        {"log = { level = 3; };\n", 1, "log.level", "must be a string, got an integer"},
+
+        /* a section that is not a group */
+        {"redis = 5;\n", 1, "redis", "must be a group ({ key = value; ... }), got an integer"},
+        {"\nworkers = ( 1 );\n", 2, "workers",
+         "must be a group ({ key = value; ... }), got a list"},
+
+        /* unknown keys, with a suggestion when one is close */
+        {"\nredsi = { port = 1; };\n", 2, "redsi",
+         "unknown setting (misspelled?), did you mean 'redis'?"},
+        {"metrics = { port = 1; };\n", 1, "metrics", "unknown setting (misspelled?)"},
+        {"group = {\n  name = \"g\";\n  read_cont = 5;\n};\n", 3, "group.read_cont",
+         "unknown setting (misspelled?), did you mean 'read_count'?"},
+        {"group = { raed_count = 5; };\n", 1, "group.raed_count", "did you mean 'read_count'?"},
+        {"workers = { banana = 1; };\n", 1, "workers.banana", "unknown setting (misspelled?)"},
+        {"redis = { password-file = \"x\"; };\n", 1, "redis.password-file",
+         "did you mean 'password_file'?"},
+        {"streams = (\n  { name = \"a\"; },\n  { name = \"b\"; hanlder = \"log\"; }\n);\n", 3,
+         "streams[1].hanlder", "unknown setting (misspelled?), did you mean 'handler'?"},
+        {"streams = ( { name = \"a\"; url = \"http://x\"; } );\n", 1, "streams[0].url",
+         "unknown setting (misspelled?)"},
+
+        /* streams must be a non-empty list of groups */
+        {"streams = { name = \"a\"; };\n", 1, "streams", "must be a list of groups"},
+        {"streams = [ \"events\" ];\n", 1, "streams", "must be a list of groups"},
+        {"streams = ( \"events\" );\n", 1, "streams[0]", "must be a group"},
+        {"streams = ( );\n", 1, "streams", "must list at least one stream"},
+
+        /* a stream without a name, reported at the entry's line */
+        {"streams = (\n  { name = \"a\"; },\n  { handler = \"log\"; }\n);\n", 3, "streams[1].name",
+         "required setting is missing"},
+        {"streams = ( { name = \"\"; } );\n", 1, "streams[0].name", "must not be empty"},
+        {"streams = ( { name = 5; } );\n", 1, "streams[0].name",
+         "must be a string, got an integer"},
+
+        /* a duplicate stream names the first occurrence */
+        {"streams = (\n  { name = \"events\"; },\n  { name = \"logs\"; },\n"
+         "  { name = \"events\"; }\n);\n",
+         4, "streams[2].name", "duplicate stream 'events' (first at line 2)"},
+
+        /* handlers */
+        {"streams = ( { name = \"a\"; handler = \"foo\"; } );\n", 1, "streams[0].handler",
+         "unknown handler 'foo' (known: log, discard)"},
+        {"streams = ( { name = \"a\"; handler = 1; } );\n", 1, "streams[0].handler",
+         "must be a string, got an integer"},
+
+        /* a stream that is another stream's dead-letter stream */
+        {"streams = (\n  { name = \"events\"; },\n  { name = \"events:dlq\"; }\n);\n", 3,
+         "streams[1].name", "dead letters of stream 'events'"},
+        /* ... also when the suffix is set after the streams */
+        {"streams = (\n  { name = \"jobs-dead\"; },\n  { name = \"jobs\"; }\n);\n"
+         "group = { dead_letter_suffix = \"-dead\"; };\n",
+         2, "streams[0].name", "re-process dead letters"},
+
+        /* numbers out of range */
+        {"redis = { port = 0; };\n", 1, "redis.port", "must be between 1 and 65535, got 0"},
+        {"redis = { port = 70000; };\n", 1, "redis.port", "must be between 1 and 65535, got 70000"},
+        {"redis = { db = -1; };\n", 1, "redis.db", "must be between 0 and 1000000, got -1"},
+        {"redis = { connect_timeout_ms = 0; };\n", 1, "redis.connect_timeout_ms",
+         "must be between 1 and 600000, got 0"},
+        {"group = { read_count = 0; };\n", 1, "group.read_count",
+         "must be between 1 and 100000, got 0"},
+        {"group = { block_ms = 600001; };\n", 1, "group.block_ms",
+         "must be between 1 and 600000, got 600001"},
+        {"group = { max_deliveries = 0; };\n", 1, "group.max_deliveries",
+         "must be between 1 and 1000000, got 0"},
+        {"group = { claim_idle_ms = 604800001; };\n", 1, "group.claim_idle_ms",
+         "must be between 1 and 604800000, got 604800001"},
+        {"workers = { threads = 0; };\n", 1, "workers.threads",
+         "must be between 1 and 1024, got 0"},
+        {"workers = { threads = 1025; };\n", 1, "workers.threads",
+         "must be between 1 and 1024, got 1025"},
+        {"workers = { queue_capacity = 0; };\n", 1, "workers.queue_capacity",
+         "must be between 1 and 1048576, got 0"},
+        {"workers = { shutdown_timeout_ms = -1; };\n", 1, "workers.shutdown_timeout_ms",
+         "must be between 0 and 3600000, got -1"},
+        {"health = { port = 70000; };\n", 1, "health.port",
+         "must be between 1 and 65535, got 70000"},
+        {"producer = { interval_ms = -5; };\n", 1, "producer.interval_ms",
+         "must be between 0 and 86400000, got -5"},
+        {"tracing = { sample_ratio = 1.5; };\n", 1, "tracing.sample_ratio",
+         "must be between 0 and 1, got 1.5"},
+        {"tracing = { sample_ratio = -1; };\n", 1, "tracing.sample_ratio",
+         "must be between 0 and 1, got -1"},
+        /* a 64-bit literal (L suffix) */
+        {"group = { claim_idle_ms = 9999999999L; };\n", 1, "group.claim_idle_ms", "got 9999999999"},
+        /* literals libconfig 1.5 silently truncates to 32 bits (4294967297 reads as 1,
+         * 4294967296 as 0, 0x100000008 as 8): the original text is checked */
+        {"redis = { port = 4294967297; };\n", 1, "redis.port",
+         "must be between 1 and 65535, got 4294967297"},
+        {"redis = {\n  db = 4294967296;\n};\n", 2, "redis.db",
+         "must be between 0 and 1000000, got 4294967296"},
+        /* ... also when the same words appear in a string or comment on the line */
+        {"redis = { host = \"db = 0\"; db = 4294967296; }; # db = 0\n", 1, "redis.db",
+         "got 4294967296"},
+        {"workers = { threads = 0x100000008; };\n", 1, "workers.threads", "got 0x100000008"},
+        {"tracing = { sample_ratio = 4294967297; };\n", 1, "tracing.sample_ratio",
+         "got 4294967297"},
+
+        /* empty strings where a value is required */
+        {"redis = { host = \"\"; };\n", 1, "redis.host", "must not be empty"},
+        {"redis = { username = \"\"; };\n", 1, "redis.username", "must not be empty"},
+        {"redis = { password_file = \"\"; };\n", 1, "redis.password_file", "must not be empty"},
+        {"group = { name = \"\"; };\n", 1, "group.name", "must not be empty"},
+        {"group = { consumer = \"\"; };\n", 1, "group.consumer", "must not be empty"},
+        {"group = { dead_letter_suffix = \"\"; };\n", 1, "group.dead_letter_suffix",
+         "must not be empty"},
+        {"group = { start_id = \"\"; };\n", 1, "group.start_id", "must not be empty"},
+        {"health = { address = \"\"; };\n", 1, "health.address", "must not be empty"},
+        {"tracing = { service_name = \"\"; };\n", 1, "tracing.service_name", "must not be empty"},
+        {"tracing = { endpoint = \"\"; };\n", 1, "tracing.endpoint", "must not be empty"},
+        {"producer = { stream = \"\"; };\n", 1, "producer.stream", "must not be empty"},
+        {"producer = { type = \"\"; };\n", 1, "producer.type", "must not be empty"},
+
+        /* start ids Redis would refuse */
+        {"group = { start_id = \"abc\"; };\n", 1, "group.start_id",
+         "must be \"$\" (new entries only), \"0\" (the whole history) or an entry id"},
+        {"group = { start_id = \"1-\"; };\n", 1, "group.start_id", "got '1-'"},
+        {"group = { start_id = \"-1\"; };\n", 1, "group.start_id", "got '-1'"},
+        {"group = { start_id = \"1-2-3\"; };\n", 1, "group.start_id", "got '1-2-3'"},
+        {"group = { start_id = \"$0\"; };\n", 1, "group.start_id", "got '$0'"},
+        {"group = { start_id = \"18446744073709551616-0\"; };\n", 1, "group.start_id",
+         "got '18446744073709551616-0'"},
+
+        /* log levels */
+        {"log = { level = \"verbose\"; };\n", 1, "log.level",
+         "must be one of error, warn, info, debug, got 'verbose'"},
+
+        /* tracing endpoints */
+        {"tracing = { endpoint = \"ftp://collector/v1/traces\"; };\n", 1, "tracing.endpoint",
+         "must start with http:// or https://"},
+        {"tracing = { endpoint = \"127.0.0.1:4318\"; };\n", 1, "tracing.endpoint",
+         "must start with http:// or https://"},
+        {"tracing = { endpoint = \"http://\"; };\n", 1, "tracing.endpoint", "name a host"},
+
+        /* password and password_file together, reported at the second */
+        {"redis = {\n  password = \"x\";\n  password_file = \"p\";\n};\n", 3, "redis.password_file",
+         "cannot be combined with redis.password (line 2)"},
+        /* a password file that does not exist, resolved against the config's directory */
+        {"redis = { password_file = \"no-such-file\"; };\n", 1, "redis.password_file",
+         "/no-such-file: No such file or directory"},
+    };
+
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++)
+        expect_rejected(fx->dir, cases[i].text, cases[i].line, cases[i].setting, cases[i].phrase);
+}
+
+static void config_accepts_valid_variants(void **state)
+{
+    const fixture_t *fx = *state;
+    rs_config_t *cfg;
+
+    /* a discard handler, an omitted handler (log) and names with odd characters */
+    cfg = expect_loaded(fx->dir, "streams = (\n  { name = \"bench\"; handler = \"discard\"; },\n"
+                                 "  { name = \"orders:v2\"; }\n);\n");
+    assert_int_equal(cfg->nstreams, 2);
+    assert_string_equal(cfg->streams[0].name, "bench");
+    assert_int_equal(cfg->streams[0].handler, RS_HANDLER_DISCARD);
+    assert_int_equal(cfg->streams[0].line, 2);
+    assert_string_equal(cfg->streams[1].name, "orders:v2");
+    assert_int_equal(cfg->streams[1].handler, RS_HANDLER_LOG);
+    rs_config_free(cfg);
+
+    /* every accepted start id form */
+    static const char *const ids[] = {
+        "$", "0", "0-0", "123", "1700000000000-0", "18446744073709551615-18446744073709551615"};
+    for (size_t i = 0; i < ARRAY_LEN(ids); i++) {
+        char text[256];
+        snprintf(text, sizeof(text), "group = { start_id = \"%s\"; };\n", ids[i]);
+        cfg = expect_loaded(fx->dir, text);
+        assert_string_equal(cfg->group.start_id, ids[i]);
+        rs_config_free(cfg);
+    }
+
+    /* bounds of the ranges, 64-bit literals, integer ratios, https and ACL users */
+    cfg = expect_loaded(fx->dir, "redis = { port = 65535; db = 1000000; username = \"app\";\n"
+                                 "  connect_timeout_ms = 1L; };\n"
+                                 "workers = { threads = 1024; shutdown_timeout_ms = 0; };\n"
+                                 "producer = { interval_ms = 0; };\n"
+                                 "tracing = { enabled = true; sample_ratio = 0;\n"
+                                 "  endpoint = \"HTTPS://otel.example:4318/v1/traces\"; };\n"
+                                 "log = { level = \"debug\"; };\n");
+    assert_int_equal(cfg->redis.port, 65535);
+    assert_int_equal(cfg->redis.db, 1000000);
+    assert_string_equal(cfg->redis.username, "app");
+    assert_int_equal(cfg->redis.connect_timeout_ms, 1);
+    assert_int_equal(cfg->workers.threads, 1024);
+    assert_int_equal(cfg->workers.shutdown_timeout_ms, 0);
+    assert_int_equal(cfg->producer.interval_ms, 0);
+    assert_true(cfg->tracing.enabled);
+    assert_true(cfg->tracing.sample_ratio == 0.0);
+    assert_int_equal(cfg->log.level, RS_LOG_DEBUG);
+    rs_config_free(cfg);
+
+    /* a float ratio, hex integers, a value on the line after its name, and names inside
+     * strings and comments next to a correct value (the truncation check must not trip) */
+    cfg = expect_loaded(fx->dir, "tracing = { sample_ratio = 0.25; };\n"
+                                 "workers = { queue_capacity = 0x400; threads =\n 4; };\n"
+                                 "redis = { host = \"db = 7\"; db = 5; /* db = 9 */ };\n"
+                                 "producer = { interval_ms = 20; }; # interval_ms = 99999999999\n");
+    assert_true(cfg->tracing.sample_ratio == 0.25);
+    assert_int_equal(cfg->workers.queue_capacity, 1024);
+    assert_int_equal(cfg->workers.threads, 4);
+    assert_int_equal(cfg->redis.db, 5);
+    assert_string_equal(cfg->redis.host, "db = 7");
+    assert_int_equal(cfg->producer.interval_ms, 20);
+    rs_config_free(cfg);
+
+    /* a password in the file, and an empty one meaning no AUTH */
+    cfg = expect_loaded(fx->dir, "redis = { password = \"hunter2\"; };\n");
+    assert_string_equal(cfg->redis.password, "hunter2");
+    assert_int_equal(cfg->redis.password_source, RS_SECRET_CONFIG);
+    rs_config_free(cfg);
+    cfg = expect_loaded(fx->dir, "redis = { password = \"\"; };\n");
+    assert_null(cfg->redis.password);
+    assert_int_equal(cfg->redis.password_source, RS_SECRET_NONE);
+    rs_config_free(cfg);
+
+    /* empty sections and comments only: all defaults */
+    cfg = expect_loaded(fx->dir, "# nothing\nredis = { };\n// still nothing\n/* at all */\n");
+    assert_int_equal(cfg->redis.port, 6380);
+    assert_int_equal(cfg->nstreams, 3);
+    rs_config_free(cfg);
+}
+
+/* A problem inside an @include'd file names that file, resolved against the config's
+ * directory, and the line in it. */
+static void config_reports_included_file(void **state)
+{
+    const fixture_t *fx = *state;
+    char err[1024] = "";
+    char *inc = write_named(fx->dir, "workers.inc", "\nworkers = { threads = 0; };\n", 0644);
+    char *path = write_config(fx->dir, "redis = { port = 6380; };\n@include \"workers.inc\"\n");
+    char where[PATH_MAX + 32];
+
+    assert_null(rs_config_load(path, err, sizeof(err)));
+    snprintf(where, sizeof(where), "%s:2: workers.threads: must be between 1 and 1024", inc);
+    assert_contains(err, where);
+    free(path);
+
+    /* a syntax error inside the included file */
+    free(write_named(fx->dir, "workers.inc", "workers = {\n  threads = ;\n};\n", 0644));
+    path = write_config(fx->dir, "@include \"workers.inc\"\n");
+    assert_null(rs_config_load(path, err, sizeof(err)));
+    snprintf(where, sizeof(where), "%s:2: syntax error", inc);
+    assert_contains(err, where);
+    free(path);
+
+    /* a working include */
+    free(write_named(fx->dir, "workers.inc", "workers = { threads = 3; };\n", 0644));
+    path = write_config(fx->dir, "@include \"workers.inc\"\n");
+    rs_config_t *cfg = rs_config_load(path, err, sizeof(err));
+    if (cfg == NULL)
+        fail_msg("%s", err);
+    assert_int_equal(cfg->workers.threads, 3);
+    rs_config_free(cfg);
+    free(path);
+    free(inc);
+}
+
+static void config_env_overrides_password(void **state)
+{
+    const fixture_t *fx = *state;
+    char err[1024] = "";
+    rs_config_t *cfg;
+
+    /* set and non-empty: the defaults take it */
+    setenv(RS_ENV_REDIS_PASSWORD, "from-env", 1);
+    cfg = rs_config_new_defaults();
+    assert_non_null(cfg);
+    assert_string_equal(cfg->redis.password, "from-env");
+    assert_int_equal(cfg->redis.password_source, RS_SECRET_ENVIRONMENT);
+    rs_config_free(cfg);
+
+    /* ... and it wins over a password in the file */
+    cfg = expect_loaded(fx->dir, "redis = { password = \"from-file\"; };\n");
+    assert_string_equal(cfg->redis.password, "from-env");
+    assert_int_equal(cfg->redis.password_source, RS_SECRET_ENVIRONMENT);
+    rs_config_free(cfg);
+
+    /* ... and over the example file's default */
+    cfg = rs_config_load(EXAMPLE_CONFIG, err, sizeof(err));
+    assert_non_null(cfg);
+    assert_string_equal(cfg->redis.password, "from-env");
+    rs_config_free(cfg);
+
+    /* set but empty: no password at all */
+    setenv(RS_ENV_REDIS_PASSWORD, "", 1);
+    cfg = rs_config_new_defaults();
+    assert_non_null(cfg);
+    assert_null(cfg->redis.password);
+    assert_int_equal(cfg->redis.password_source, RS_SECRET_NONE);
+    rs_config_free(cfg);
+    cfg = expect_loaded(fx->dir, "redis = { password = \"from-file\"; };\n");
+    assert_null(cfg->redis.password);
+    assert_int_equal(cfg->redis.password_source, RS_SECRET_NONE);
+    rs_config_free(cfg);
+
+    /* unset: the file decides again */
+    unsetenv(RS_ENV_REDIS_PASSWORD);
+    cfg = expect_loaded(fx->dir, "redis = { password = \"from-file\"; };\n");
+    assert_string_equal(cfg->redis.password, "from-file");
+    assert_int_equal(cfg->redis.password_source, RS_SECRET_CONFIG);
+    rs_config_free(cfg);
+}
+
+static void config_password_file_is_read(void **state)
+{
+    const fixture_t *fx = *state;
+    rs_config_t *cfg;
+
+    /* mode 600, CRLF line ending, later lines ignored; a relative path is resolved against
+     * the config file's directory, not the working directory */
+    free(write_named(fx->dir, "secret", "s3cret\r\nsecond line\n", 0600));
+    cfg = expect_loaded(fx->dir, "redis = { password_file = \"secret\"; };\n");
+    assert_string_equal(cfg->redis.password, "s3cret");
+    assert_int_equal(cfg->redis.password_source, RS_SECRET_FILE);
+    assert_string_equal(cfg->redis.password_file, "secret");
+    rs_config_free(cfg);
+
+    /* an absolute path, a file without a final newline, owner read-only */
+    char *abs = write_named(fx->dir, "secret2", "no-newline", 0400);
+    char text[PATH_MAX + 64];
+    snprintf(text, sizeof(text), "redis = { password_file = \"%s\"; };\n", abs);
+    cfg = expect_loaded(fx->dir, text);
+    assert_string_equal(cfg->redis.password, "no-newline");
+    rs_config_free(cfg);
+    free(abs);
+
+    /* the environment still wins over the file */
+    setenv(RS_ENV_REDIS_PASSWORD, "from-env", 1);
+    cfg = expect_loaded(fx->dir, "redis = { password_file = \"secret\"; };\n");
+    assert_string_equal(cfg->redis.password, "from-env");
+    assert_int_equal(cfg->redis.password_source, RS_SECRET_ENVIRONMENT);
+    rs_config_free(cfg);
+}
+
+static void config_password_file_is_refused(void **state)
+{
+    const fixture_t *fx = *state;
+    static const struct {
+        const char *content;
+        mode_t mode;
+        const char *phrase;
+    } cases[] = {
+        /* readable by everyone */
+        {"topsecret\n", 0644, "is readable by group or others (mode 644); chmod 600"},
+        /* readable by the group */
+        {"topsecret\n", 0640, "is readable by group or others (mode 640); chmod 600"},
+        /* writable by others is no better */
+        {"topsecret\n", 0602, "chmod 600"},
+        /* an empty file */
+        {"", 0600, "is empty"},
+        /* an empty first line */
+        {"\ntopsecret\n", 0600, "is empty"},
+        /* only a line ending */
+        {"\r\n", 0600, "is empty"},
+    };
+
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        char err[1024] = "";
+        char *secret = write_named(fx->dir, "pw", cases[i].content, cases[i].mode);
+        char *path = write_config(fx->dir, "\nredis = { password_file = \"pw\"; };\n");
+        char where[PATH_MAX + 64];
+
+        assert_null(rs_config_load(path, err, sizeof(err)));
+        snprintf(where, sizeof(where), "%s:2: redis.password_file: %s", path, secret);
+        assert_contains(err, where);
+        assert_contains(err, cases[i].phrase);
+        assert_null(strstr(err, "topsecret")); /* never the contents */
+        unlink(path);
+        unlink(secret);
+        free(path);
+        free(secret);
+    }
+
+    /* a directory is not a password file */
+    char sub[PATH_MAX + 32];
+    snprintf(sub, sizeof(sub), "%s/pwdir", fx->dir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    expect_rejected(fx->dir, "redis = { password_file = \"pwdir\"; };\n", 1, "redis.password_file",
+                    "is not a regular file");
+}
+
+static void config_rejects_unusable_paths(void **state)
+{
+    const fixture_t *fx = *state;
+    char err[1024] = "";
+    char expect[PATH_MAX + 128];
+
+    /* a directory */
+    assert_null(rs_config_load(fx->dir, err, sizeof(err)));
+    snprintf(expect, sizeof(expect), "%s: is a directory", fx->dir);
+    assert_string_equal(err, expect);
+
+    /* a file that does not exist */
+    char missing[PATH_MAX + 32];
+    snprintf(missing, sizeof(missing), "%s/absent.conf", fx->dir);
+    assert_null(rs_config_load(missing, err, sizeof(err)));
+    snprintf(expect, sizeof(expect), "%s: cannot read: No such file or directory", missing);
+    assert_string_equal(err, expect);
+
+    /* below a file, not a directory */
+    char *file = write_config(fx->dir, "");
+    snprintf(missing, sizeof(missing), "%s/x.conf", file);
+    assert_null(rs_config_load(missing, err, sizeof(err)));
+    assert_contains(err, "cannot read: Not a directory");
+
+    /* an empty name */
+    assert_null(rs_config_load("", err, sizeof(err)));
+    assert_contains(err, "empty");
+
+    /* a file without read permission (root reads it anyway, so only checked as non-root) */
+    if (geteuid() != 0) {
+        assert_int_equal(chmod(file, 0), 0);
+        assert_null(rs_config_load(file, err, sizeof(err)));
+        snprintf(expect, sizeof(expect), "%s: cannot read: Permission denied", file);
+        assert_string_equal(err, expect);
+    }
+
+    /* a NULL err buffer is allowed */
+    assert_null(rs_config_load(fx->dir, NULL, 0));
+    free(file);
+}
+
+static void config_accepts_empty_file(void **state)
+{
+    const fixture_t *fx = *state;
+    rs_config_t *cfg = expect_loaded(fx->dir, "");
+    rs_config_t *defaults = rs_config_new_defaults();
+
+    assert_non_null(defaults);
+    assert_non_null(cfg->path);
+    assert_same_settings(cfg, defaults);
+    rs_config_free(cfg);
+    rs_config_free(defaults);
+}
+
+static void config_rejects_garbage(void **state)
+{
+    const fixture_t *fx = *state;
+    uint32_t seed = 12345;
+
+    /* Deterministic pseudo-random bytes (NULs and high bytes included) of many lengths;
+     * the first byte is never a comment start, which would make the rest a valid comment. */
+    for (int round = 0; round < 64; round++) {
+        unsigned char bytes[2048];
+        size_t len = 1 + (size_t)round * 31;
+        for (size_t i = 0; i < len; i++) {
+            seed = seed * 1103515245u + 12345u;
+            bytes[i] = (unsigned char)(seed >> 16);
+        }
+        if (bytes[0] == '#' || bytes[0] == '/' || bytes[0] <= ' ')
+            bytes[0] = '!';
+        char err[1024] = "";
+        char *path = write_temp(fx->dir, bytes, len, 0644);
+        rs_config_t *cfg = rs_config_load(path, err, sizeof(err));
+        if (cfg != NULL)
+            fail_msg("garbage round %d accepted", round);
+        assert_contains(err, path);
+        unlink(path);
+        free(path);
+    }
+}
+
+static void config_set_redis_addr_accepts(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *addr;
+        const char *host;
+        int port;
+    } cases[] = {
+        {"redis.internal:6379", "redis.internal", 6379}, /* host and port */
+        {"10.0.0.5:1", "10.0.0.5", 1},                   /* lowest port */
+        {"10.0.0.5:65535", "10.0.0.5", 65535},           /* highest port */
+        {"[::1]:6381", "::1", 6381},                     /* bracketed IPv6 */
+        {"[fe80::1%eth0]", "fe80::1%eth0", 6380},        /* IPv6 alone keeps the port */
+        {"cache", "cache", 6380},                        /* host alone keeps the port */
+        {"cache:06379", "cache", 6379},                  /* leading zero is still decimal */
+    };
+
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        char err[256] = "";
+        rs_config_t *cfg = rs_config_new_defaults();
+        assert_non_null(cfg);
+        if (rs_config_set_redis_addr(cfg, cases[i].addr, "--redis-addr", err, sizeof(err)) != 0)
+            fail_msg("'%s' rejected: %s", cases[i].addr, err);
+        assert_string_equal(cfg->redis.host, cases[i].host);
+        assert_int_equal(cfg->redis.port, cases[i].port);
+        rs_config_free(cfg);
+    }
+}
+
+static void config_set_redis_addr_rejects(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *addr;
+        const char *phrase;
+    } cases[] = {
+        {"", "empty address"},                                          /* nothing */
+        {":6380", "empty host"},                                        /* no host */
+        {"[]:6380", "empty host"},                                      /* no host in brackets */
+        {"host:", "port must be a number between 1 and 65535, got ''"}, /* no port */
+        {"host:0", "got '0'"},                                          /* port too low */
+        {"host:65536", "got '65536'"},                                  /* port too high */
+        {"host:99999999999", "got '99999999999'"},                      /* port overflowing */
+        {"host:63a", "got '63a'"},                                      /* junk after the port */
+        {"host:-1", "got '-1'"},                                        /* a sign */
+        {"host: 6380", "got ' 6380'"},                                  /* a space */
+        {"::1", "write an IPv6 address as [::1]:6380"},                 /* IPv6 without brackets */
+        {"[::1", "missing ']'"},                                        /* unclosed bracket */
+        {"[::1]6380", "unexpected text after ']'"},                     /* no colon after bracket */
+        {"my host:6380", "whitespace"},                                 /* space in the host */
+    };
+
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        char err[256] = "";
+        rs_config_t *cfg = rs_config_new_defaults();
+        assert_non_null(cfg);
+        if (rs_config_set_redis_addr(cfg, cases[i].addr, "--redis-addr", err, sizeof(err)) == 0)
+            fail_msg("'%s' accepted", cases[i].addr);
+        assert_contains(err, "--redis-addr: ");
+        assert_contains(err, cases[i].phrase);
+        /* a rejected address changes nothing */
+        assert_string_equal(cfg->redis.host, "127.0.0.1");
+        assert_int_equal(cfg->redis.port, 6380);
+        rs_config_free(cfg);
+    }
+}
+
+/* Reads what rs_config_print_summary() writes; caller frees. */
+static char *summary_of(const rs_config_t *cfg)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+
+    assert_non_null(out);
+    rs_config_print_summary(cfg, out);
+    fclose(out);
+    return text;
+}
+
+static void config_summary_hides_password(void **state)
+{
+    const fixture_t *fx = *state;
+    rs_config_t *cfg = rs_config_new_defaults();
+    char *text;
+
+    /* the built-in default */
+    assert_non_null(cfg);
+    text = summary_of(cfg);
+    assert_contains(text, "password set (built-in default)");
+    assert_null(strstr(text, "redis123"));
+    assert_contains(text, "127.0.0.1:6380");
+    assert_contains(text, "events");
+    assert_contains(text, "notifications");
+    assert_contains(text, "handler log");
+    assert_contains(text, "127.0.0.1:8083");
+    assert_contains(text, "level info");
+    free(text);
+    rs_config_free(cfg);
+
+    /* from the environment */
+    setenv(RS_ENV_REDIS_PASSWORD, "env-secret", 1);
+    cfg = rs_config_new_defaults();
+    assert_non_null(cfg);
+    text = summary_of(cfg);
+    assert_contains(text, "set (from environment REDSTREAM_REDIS_PASSWORD)");
+    assert_null(strstr(text, "env-secret"));
+    free(text);
+    rs_config_free(cfg);
+    unsetenv(RS_ENV_REDIS_PASSWORD);
+
+    /* from a file */
+    free(write_named(fx->dir, "secret", "file-secret\n", 0600));
+    cfg = expect_loaded(fx->dir, "redis = { password_file = \"secret\"; host = \"::1\"; };\n");
+    text = summary_of(cfg);
+    assert_contains(text, "set (from file secret)");
+    assert_contains(text, "[::1]:6380");
+    assert_null(strstr(text, "file-secret"));
+    free(text);
+    rs_config_free(cfg);
+
+    /* none */
+    cfg = expect_loaded(fx->dir, "redis = { password = \"\"; };\n");
+    text = summary_of(cfg);
+    assert_contains(text, "password none");
+    free(text);
+    rs_config_free(cfg);
+}
+
+static void config_set_string_and_names(void **state)
+{
+    (void)state;
+    char *slot = NULL;
+
+    /* set, replace, clear */
+    assert_int_equal(rs_config_set_string(&slot, "a"), 0);
+    assert_string_equal(slot, "a");
+    assert_int_equal(rs_config_set_string(&slot, "bc"), 0);
+    assert_string_equal(slot, "bc");
+    assert_int_equal(rs_config_set_string(&slot, NULL), 0);
+    assert_null(slot);
+
+    /* handler names as written in files */
+    assert_string_equal(rs_handler_kind_name(RS_HANDLER_LOG), "log");
+    assert_string_equal(rs_handler_kind_name(RS_HANDLER_DISCARD), "discard");
+
+    /* freeing NULL is allowed */
+    rs_config_free(NULL);
+}
+
+#define FIXTURE_TEST(f) cmocka_unit_test_setup_teardown(f, fixture_setup, fixture_teardown)
+
+int main(void)
+{
+    /* One test per line reads better than the grid clang-format would pack them into. */
+    /* clang-format off */
+    const struct CMUnitTest tests[] = {
+        FIXTURE_TEST(config_defaults_match_spec),
+        FIXTURE_TEST(config_example_matches_defaults),
+        FIXTURE_TEST(config_rejects_bad_settings),
+        FIXTURE_TEST(config_accepts_valid_variants),
+        FIXTURE_TEST(config_reports_included_file),
+        FIXTURE_TEST(config_env_overrides_password),
+        FIXTURE_TEST(config_password_file_is_read),
+        FIXTURE_TEST(config_password_file_is_refused),
+        FIXTURE_TEST(config_rejects_unusable_paths),
+        FIXTURE_TEST(config_accepts_empty_file),
+        FIXTURE_TEST(config_rejects_garbage),
+        FIXTURE_TEST(config_set_redis_addr_accepts),
+        FIXTURE_TEST(config_set_redis_addr_rejects),
+        FIXTURE_TEST(config_summary_hides_password),
+        FIXTURE_TEST(config_set_string_and_names),
+    };
+    /* clang-format on */
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
