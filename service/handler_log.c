@@ -3,9 +3,10 @@
  *     {"stream":"events","id":"1-0","delivery":1,"fields":{"message":"Message #1",...}}
  * as the Go demo printed each message it processed, but machine-readable and binary-safe.
  *
- * DESIGN: the line is built outside any lock (rs_entry_to_json), then written and flushed
- * under the FILE's own lock (flockfile), so lines from concurrent workers never interleave,
- * even for a 1 MiB value that a single write(2) to a pipe would not keep atomic. A failed
+ * DESIGN: the line is built outside any lock (rs_entry_to_json), then written with one fwrite
+ * and flushed under the FILE's own lock (flockfile), so lines from concurrent workers (and
+ * from other streams' log handlers, which share stdout) never interleave, even for a 1 MiB
+ * value that a single write(2) to a pipe would not keep atomic. A failed
  * write (stdout closed, disk full) is a retryable failure: the entry stays pending.
  */
 
@@ -31,10 +32,10 @@ static rs_outcome_t log_handle(rs_handler_t *h, unsigned worker, const rs_entry_
         snprintf(err, errlen, "out of memory encoding the entry");
         return RS_OUTCOME_RETRY;
     }
+    line[len++] = '\n'; /* replaces the terminating NUL, which fwrite does not need */
+    /* stdout's own lock spans both calls, so a line is never split by another's flush. */
     flockfile(lh->out);
-    size_t written = fwrite_unlocked(line, 1, len, lh->out);
-    int ok =
-        written == len && fputc_unlocked('\n', lh->out) != EOF && fflush_unlocked(lh->out) == 0;
+    int ok = fwrite(line, 1, len, lh->out) == len && fflush(lh->out) == 0;
     int saved = errno;
     funlockfile(lh->out);
     free(line);
