@@ -49,8 +49,8 @@ static void handle_entry(void *arg, unsigned worker, rs_entry_t *e)
 {
     rs_consumer_t *c = arg;
     rs_stream_t *s = e->stream;
-    char err[512] = "";
-    rs_outcome_t outcome = rs_handler_handle(s->handler, worker, e, err, sizeof(err));
+    rs_handler_report_t report;
+    rs_outcome_t outcome = rs_handler_handle(s->handler, worker, e, &report);
     if (outcome == RS_OUTCOME_SUCCESS) {
         atomic_fetch_add(&s->stats.succeeded, 1);
         if (rs_acker_add(c->acker, s, s->name, e->id) != 0) {
@@ -64,7 +64,7 @@ static void handle_entry(void *arg, unsigned worker, rs_entry_t *e)
         rs_log(c->log, RS_LOG_WARN, "worker",
                "stream=%s id=%s delivery=%llu handler %s failed (%s): %s; left pending", s->name,
                e->id, (unsigned long long)e->delivery, s->handler->ops->kind,
-               outcome == RS_OUTCOME_RETRY ? "retryable" : "permanent", err);
+               outcome == RS_OUTCOME_RETRY ? "retryable" : "permanent", report.error);
         rs_stream_settle(s, 1);
     }
     rs_entry_free(e);

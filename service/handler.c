@@ -29,10 +29,12 @@ rs_handler_t *rs_handler_new(const rs_stream_config_t *sc, unsigned workers, rs_
     return h;
 }
 
-rs_outcome_t rs_handler_handle(rs_handler_t *h, unsigned worker, const rs_entry_t *e, char *err,
-                               size_t errlen)
+rs_outcome_t rs_handler_handle(rs_handler_t *h, unsigned worker, const rs_entry_t *e,
+                               rs_handler_report_t *report)
 {
-    return h->ops->handle(h, worker, e, err, errlen);
+    report->error[0] = '\0';
+    report->retry_after_ms = 0;
+    return h->ops->handle(h, worker, e, report);
 }
 
 void rs_handler_free(rs_handler_t *h)

@@ -12,6 +12,7 @@
  */
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "config.h"
@@ -20,18 +21,26 @@
 
 typedef enum {
     RS_OUTCOME_SUCCESS = 0, /* done: acknowledge */
-    RS_OUTCOME_RETRY,       /* failed, may succeed later: leave pending */
-    RS_OUTCOME_FAIL,        /* failed for good: leave pending (dead letters come later) */
+    RS_OUTCOME_RETRY,       /* failed, may succeed later: deliver again */
+    RS_OUTCOME_FAIL,        /* failed for good: dead-letter it */
 } rs_outcome_t;
+
+/* What a handler says about a failure, filled by `handle` when it does not succeed. */
+typedef struct {
+    char error[512];        /* why, for the log and the dead letter; "" on success */
+    int64_t retry_after_ms; /* RS_OUTCOME_RETRY: the earliest retry the target asked for
+                             * (HTTP Retry-After), 0 = the service's backoff decides */
+} rs_handler_report_t;
 
 typedef struct rs_handler rs_handler_t;
 
 /* What each kind provides. `handle` is called from any worker thread at once with distinct
- * `worker` values; it returns the outcome and, on failure, a message in `err`. */
+ * `worker` values; it returns the outcome and, on failure, fills `report` (which arrives
+ * zeroed). */
 typedef struct {
     const char *kind;
-    rs_outcome_t (*handle)(rs_handler_t *h, unsigned worker, const rs_entry_t *e, char *err,
-                           size_t errlen);
+    rs_outcome_t (*handle)(rs_handler_t *h, unsigned worker, const rs_entry_t *e,
+                           rs_handler_report_t *report);
     void (*free)(rs_handler_t *h);
 } rs_handler_ops_t;
 
@@ -48,8 +57,8 @@ rs_handler_t *rs_handler_new(const rs_stream_config_t *sc, unsigned workers, rs_
                              char *err, size_t errlen);
 
 /* Runs the handler on one entry. Blocks for as long as the handler works. Worker threads. */
-rs_outcome_t rs_handler_handle(rs_handler_t *h, unsigned worker, const rs_entry_t *e, char *err,
-                               size_t errlen);
+rs_outcome_t rs_handler_handle(rs_handler_t *h, unsigned worker, const rs_entry_t *e,
+                               rs_handler_report_t *report);
 
 /* Frees the handler; NULL is ignored. No worker may be using it. */
 void rs_handler_free(rs_handler_t *h);

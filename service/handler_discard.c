@@ -8,10 +8,10 @@
 
 #include "handler.h"
 
-static rs_outcome_t discard_handle(rs_handler_t *h, unsigned worker, const rs_entry_t *e, char *err,
-                                   size_t errlen)
+static rs_outcome_t discard_handle(rs_handler_t *h, unsigned worker, const rs_entry_t *e,
+                                   rs_handler_report_t *report)
 {
-    (void)h, (void)worker, (void)e, (void)err, (void)errlen;
+    (void)h, (void)worker, (void)e, (void)report;
     return RS_OUTCOME_SUCCESS;
 }
 

@@ -21,15 +21,15 @@ typedef struct {
     FILE *out; /* borrowed */
 } log_handler_t;
 
-static rs_outcome_t log_handle(rs_handler_t *h, unsigned worker, const rs_entry_t *e, char *err,
-                               size_t errlen)
+static rs_outcome_t log_handle(rs_handler_t *h, unsigned worker, const rs_entry_t *e,
+                               rs_handler_report_t *report)
 {
     (void)worker;
     log_handler_t *lh = (log_handler_t *)h;
     size_t len;
     char *line = rs_entry_to_json(e, &len);
     if (line == NULL) {
-        snprintf(err, errlen, "out of memory encoding the entry");
+        snprintf(report->error, sizeof(report->error), "out of memory encoding the entry");
         return RS_OUTCOME_RETRY;
     }
     line[len++] = '\n'; /* replaces the terminating NUL, which fwrite does not need */
@@ -40,7 +40,7 @@ static rs_outcome_t log_handle(rs_handler_t *h, unsigned worker, const rs_entry_
     funlockfile(lh->out);
     free(line);
     if (!ok) {
-        snprintf(err, errlen, "writing to stdout: %s", strerror(saved));
+        snprintf(report->error, sizeof(report->error), "writing to stdout: %s", strerror(saved));
         return RS_OUTCOME_RETRY;
     }
     return RS_OUTCOME_SUCCESS;
