@@ -1,21 +1,32 @@
 /*
- * The acknowledger thread: batched, pipelined XACKs on a connection of its own.
+ * The acknowledger thread: batched, pipelined XACKs, and dead letters, on a connection of its
+ * own.
  *
- * DESIGN: workers append (stream, id) pairs to `pending` under `lock` and signal when the
- * first pair arrives or a batch fills. The thread waits until ACK_BATCH pairs are waiting or
+ * DESIGN: workers append items to `pending` under `lock` and signal when the first item
+ * arrives or a batch fills. An item is a plain ack (stream, id) or a dead letter (the whole
+ * entry and its last error). The thread waits until ACK_BATCH items are waiting or
  * ACK_DELAY_NS has passed since the first one, swaps the whole array out, and sends it
  * outside the lock: one XACK per stream carrying up to ACK_BATCH ids, all of them pipelined,
- * then reads the replies. Only after Redis confirms a stream's XACK is its callback run (the
- * consumer uses it to track entries in flight).
+ * then each dead letter as its own transaction (they are rare, and each needs a reply before
+ * its next step). An item's callback runs as soon as Redis has answered for it, and the item
+ * is marked done.
  *
- * If the connection fails, the batch it held is kept and sent again after reconnecting (XACK
- * is idempotent: acking an acked id is a no-op), so an ack is never dropped while the process
- * lives. On stop the thread flushes what is left, retrying until the deadline; what still
- * could not be sent stays pending in Redis and is delivered again after the restart.
+ * A dead letter is written exactly once:
+ *     XPENDING <stream> <group> <id> <id> 1    still pending? if not, an earlier try succeeded
+ *     WATCH <dlq>; TYPE <dlq>                  a key of another type would fail the XADD...
+ *     MULTI; XADD <dlq> * ...; XACK ...; EXEC  ...after the XACK ran: WATCH rules that out
+ * EXEC returns nil when the dead-letter stream changed after WATCH (another consumer wrote a
+ * dead letter); the transaction is then simply run again.
  *
- * Threads: workers call rs_acker_add(); the acknowledger thread owns the connection and the
- * batch it is sending. The lock guards `pending`, `stopping` and `deadline_ns` and is never
- * held across a network call.
+ * If the connection fails, the items not yet done are kept and sent again after reconnecting
+ * (XACK is idempotent, and the XPENDING check makes dead letters so), so nothing is dropped
+ * while the process lives. On stop the thread flushes what is left, retrying until the
+ * deadline; what still could not be sent stays pending in Redis and is delivered again
+ * after the restart.
+ *
+ * Threads: workers call rs_acker_add() and rs_acker_dead_letter(); the acknowledger thread
+ * owns the connection and the batch it is sending. The lock guards `pending`, `stopping` and
+ * `deadline_ns` and is never held across a network call.
  */
 
 #include "acker.h"
@@ -28,15 +39,20 @@
 
 #include "clock.h"
 #include "entry.h"
+#include "message.h"
 #include "redis_conn.h"
 
-#define ACK_BATCH    512                    /* ids per XACK, and pairs that trigger a flush */
+#define ACK_BATCH 512                       /* ids per XACK, and items that trigger a flush */
 #define ACK_DELAY_NS (2 * INT64_C(1000000)) /* longest wait before a partial batch is sent */
+#define DLQ_WATCH_TRIES 16                  /* EXEC aborted by concurrent dead letters */
 
 typedef struct {
     void *stream;
     const char *stream_name;
     char id[RS_ENTRY_ID_MAX];
+    rs_entry_t *dead; /* non-NULL: dead-letter this entry (owned) instead of a plain ack */
+    char *error;      /* dead letters: the last error (owned) */
+    bool done;        /* Redis has answered for it and the callback ran */
 } ack_item_t;
 
 typedef struct {
@@ -106,7 +122,8 @@ rs_acker_t *rs_acker_new(const rs_config_t *cfg, rs_logger_t *log, rs_acked_fn a
     return a;
 }
 
-int rs_acker_add(rs_acker_t *a, void *stream, const char *stream_name, const char *id)
+/* Appends an item; returns -1 when out of memory. */
+static int push_item(rs_acker_t *a, const ack_item_t *item)
 {
     int rc = 0;
     pthread_mutex_lock(&a->lock);
@@ -121,10 +138,7 @@ int rs_acker_add(rs_acker_t *a, void *stream, const char *stream_name, const cha
         l->items = items;
         l->cap = cap;
     }
-    ack_item_t *it = &l->items[l->n++];
-    it->stream = stream;
-    it->stream_name = stream_name;
-    snprintf(it->id, sizeof(it->id), "%s", id);
+    l->items[l->n++] = *item;
     if (l->n == 1) {
         a->first_ns = rs_clock_monotonic_ns();
         pthread_cond_signal(&a->cond);
@@ -134,6 +148,41 @@ int rs_acker_add(rs_acker_t *a, void *stream, const char *stream_name, const cha
 out:
     pthread_mutex_unlock(&a->lock);
     return rc;
+}
+
+int rs_acker_add(rs_acker_t *a, void *stream, const char *stream_name, const char *id)
+{
+    ack_item_t it = {.stream = stream, .stream_name = stream_name};
+    snprintf(it.id, sizeof(it.id), "%s", id);
+    return push_item(a, &it);
+}
+
+int rs_acker_dead_letter(rs_acker_t *a, void *stream, const char *stream_name, rs_entry_t *e,
+                         const char *error)
+{
+    ack_item_t it = {.stream = stream, .stream_name = stream_name, .dead = e};
+    snprintf(it.id, sizeof(it.id), "%s", e->id);
+    it.error = strdup(error);
+    if (it.error == NULL || push_item(a, &it) != 0) {
+        free(it.error);
+        rs_entry_free(e);
+        return -1;
+    }
+    return 0;
+}
+
+static void item_done(rs_acker_t *a, ack_item_t *it, rs_settled_t how)
+{
+    it->done = true;
+    a->acked(a->acked_arg, it->stream, 1, how);
+}
+
+static void item_release(ack_item_t *it)
+{
+    rs_entry_free(it->dead);
+    free(it->error);
+    it->dead = NULL;
+    it->error = NULL;
 }
 
 /* The reconnect wait: returns non-zero when the stop deadline has passed. */
@@ -160,84 +209,282 @@ static int acker_wait(void *arg, long ms)
     return stop;
 }
 
-/* Sends every pair in `batch`: one pipelined XACK per run of up to ACK_BATCH ids of one
- * stream. Returns 0 when Redis answered every command, -1 on a connection failure (nothing
- * is considered acknowledged then; the caller sends the whole batch again). */
-static int send_batch(rs_acker_t *a, ack_list_t *batch)
+/* Reads one reply of a pipeline; NULL (connection marked broken) on failure. */
+static redisReply *next_reply(rs_acker_t *a)
 {
-    if (!rs_redis_connected(a->redis))
-        return -1;
+    void *reply = NULL;
+    if (redisGetReply(rs_redis_context(a->redis), &reply) != REDIS_OK) {
+        rs_redis_mark_broken(a->redis);
+        return NULL;
+    }
+    return reply;
+}
+
+/* Sends the plain acks of `batch` not yet done: one pipelined XACK per run of up to ACK_BATCH
+ * ids of one stream. Returns 0 when Redis answered every command, -1 on a connection failure
+ * (answered commands are done; the rest is sent again). */
+static int send_acks(rs_acker_t *a, ack_list_t *batch)
+{
     redisContext *c = rs_redis_context(a->redis);
     const char *group = a->cfg->group.name;
-
-    /* Group pairs by stream: mark each pair once it is part of a command. */
-    bool *done = calloc(batch->n, sizeof(*done));
+    bool *queued = calloc(batch->n, sizeof(*queued));
     const char **argv = malloc((3 + ACK_BATCH) * sizeof(*argv));
     size_t *argvlen = malloc((3 + ACK_BATCH) * sizeof(*argvlen));
-    /* For each command: the stream cookie and name, and how many ids it carries. */
-    ack_item_t *cmds = malloc(batch->n * sizeof(*cmds));
-    size_t *cmd_ids = malloc(batch->n * sizeof(*cmd_ids));
+    size_t *first = malloc(batch->n * sizeof(*first)); /* each command's first item */
+    size_t *count = malloc(batch->n * sizeof(*count)); /* and how many ids it carries */
     size_t ncmds = 0;
     int rc = -1;
-    if (done == NULL || argv == NULL || argvlen == NULL || cmds == NULL || cmd_ids == NULL) {
+    if (queued == NULL || argv == NULL || argvlen == NULL || first == NULL || count == NULL) {
         rs_log(a->log, RS_LOG_ERROR, "acker", "out of memory building XACK; will retry");
         goto out;
     }
 
     for (size_t i = 0; i < batch->n; i++) {
-        if (done[i])
-            continue;
         const ack_item_t *head = &batch->items[i];
+        if (queued[i] || head->done || head->dead != NULL)
+            continue;
         int argc = 0;
         argv[argc] = "XACK", argvlen[argc++] = 4;
         argv[argc] = head->stream_name, argvlen[argc++] = strlen(head->stream_name);
         argv[argc] = group, argvlen[argc++] = strlen(group);
         for (size_t j = i; j < batch->n && argc < 3 + ACK_BATCH; j++) {
-            if (done[j] || batch->items[j].stream != head->stream)
+            const ack_item_t *it = &batch->items[j];
+            if (queued[j] || it->done || it->dead != NULL || it->stream != head->stream)
                 continue;
-            argv[argc] = batch->items[j].id;
-            argvlen[argc++] = strlen(batch->items[j].id);
-            done[j] = true;
+            argv[argc] = it->id;
+            argvlen[argc++] = strlen(it->id);
+            queued[j] = true;
         }
         if (redisAppendCommandArgv(c, argc, argv, argvlen) != REDIS_OK) {
             rs_redis_mark_broken(a->redis);
             goto out;
         }
-        cmds[ncmds] = *head;
-        cmd_ids[ncmds++] = (size_t)argc - 3;
+        first[ncmds] = i;
+        count[ncmds++] = (size_t)argc - 3;
     }
 
     for (size_t k = 0; k < ncmds; k++) {
-        void *reply_ptr = NULL;
-        if (redisGetReply(c, &reply_ptr) != REDIS_OK) {
-            rs_redis_mark_broken(a->redis);
+        redisReply *reply = next_reply(a);
+        if (reply == NULL)
             goto out;
-        }
-        redisReply *reply = reply_ptr;
+        const ack_item_t *head = &batch->items[first[k]];
+        rs_settled_t how = RS_SETTLED_ACKED;
         if (reply->type == REDIS_REPLY_ERROR) {
-            /* NOGROUP and the like: the ids cannot be acknowledged by anyone. They are
-             * counted as settled so shutdown does not wait on them; if the group comes
-             * back they are delivered again. */
+            /* NOGROUP and the like: nobody can acknowledge these ids now. They stay pending
+             * (if the group comes back they are delivered again) and count as settled, so
+             * shutdown does not wait on them. */
             rs_log(a->log, RS_LOG_ERROR, "acker", "stream=%s XACK of %zu ids refused: %s",
-                   cmds[k].stream_name, cmd_ids[k], reply->str);
+                   head->stream_name, count[k], reply->str);
+            how = RS_SETTLED_LEFT_PENDING;
         } else if (reply->type != REDIS_REPLY_INTEGER) {
             rs_log(a->log, RS_LOG_ERROR, "acker", "stream=%s XACK: unexpected reply type %d",
-                   cmds[k].stream_name, reply->type);
+                   head->stream_name, reply->type);
         }
         freeReplyObject(reply);
+        /* Mark this command's items done: the first `count` queued ones of its stream from
+         * its first item on, the order they were packed in. */
+        void *stream = head->stream;
+        size_t left = count[k];
+        for (size_t j = first[k]; j < batch->n && left > 0; j++) {
+            ack_item_t *it = &batch->items[j];
+            if (queued[j] && !it->done && it->stream == stream) {
+                it->done = true;
+                left--;
+            }
+        }
+        a->acked(a->acked_arg, stream, count[k], how);
     }
-    /* Every command was answered: now report them, in order. */
-    for (size_t k = 0; k < ncmds; k++)
-        a->acked(a->acked_arg, cmds[k].stream, cmd_ids[k]);
     rc = 0;
 
 out:
-    free(cmd_ids);
-    free(cmds);
+    free(count);
+    free(first);
     free(argvlen);
     free(argv);
-    free(done);
+    free(queued);
     return rc;
+}
+
+/* Runs one command built from string arguments and returns its reply (caller frees), or NULL
+ * when the connection was lost. */
+static redisReply *command(rs_acker_t *a, int argc, const char **argv)
+{
+    size_t argvlen[8];
+    for (int i = 0; i < argc; i++)
+        argvlen[i] = strlen(argv[i]);
+    return rs_redis_command_argv(a->redis, argc, argv, argvlen);
+}
+
+/* Is entry `id` of `stream` still pending in the group? 1 yes, 0 no, -1 connection lost. */
+static int still_pending(rs_acker_t *a, const ack_item_t *it)
+{
+    const char *argv[] = {"XPENDING", it->stream_name, a->cfg->group.name, it->id, it->id, "1"};
+    redisReply *reply = command(a, 6, argv);
+    if (reply == NULL)
+        return -1;
+    /* An error reply (NOGROUP) means there is nothing left to dead-letter either. */
+    int pending = reply->type == REDIS_REPLY_ARRAY && reply->elements > 0;
+    freeReplyObject(reply);
+    return pending;
+}
+
+/* Appends XADD <dlq> * <entry's fields> <metadata> to the pipeline. */
+static int append_dead_letter_xadd(rs_acker_t *a, const char *dlq, const ack_item_t *it)
+{
+    const rs_entry_t *e = it->dead;
+    size_t cap = 3 + 2 * e->nfields + 10;
+    const char **argv = malloc(cap * sizeof(*argv));
+    size_t *argvlen = malloc(cap * sizeof(*argvlen));
+    if (argv == NULL || argvlen == NULL) {
+        free(argv);
+        free(argvlen);
+        return -1;
+    }
+    char deliveries[24], when[RS_RFC3339_LEN];
+    snprintf(deliveries, sizeof(deliveries), "%llu", (unsigned long long)e->delivery);
+    if (rs_clock_format_rfc3339_ms(rs_clock_realtime_ns(), when, sizeof(when)) < 0)
+        when[0] = '\0';
+    const char *meta[] = {RS_DLQ_FIELD_STREAM,     it->stream_name, RS_DLQ_FIELD_ID,
+                          it->id,                  RS_DLQ_FIELD_DELIVERIES, deliveries,
+                          RS_DLQ_FIELD_ERROR,      it->error,       RS_DLQ_FIELD_TIME,
+                          when};
+    size_t n = 0;
+    argv[n] = "XADD", argvlen[n++] = 4;
+    argv[n] = dlq, argvlen[n++] = strlen(dlq);
+    argv[n] = "*", argvlen[n++] = 1;
+    for (size_t i = 0; i < e->nfields; i++) {
+        argv[n] = e->fields[i].name, argvlen[n++] = e->fields[i].name_len;
+        argv[n] = e->fields[i].value, argvlen[n++] = e->fields[i].value_len;
+    }
+    for (size_t i = 0; i < sizeof(meta) / sizeof(meta[0]); i++)
+        argv[n] = meta[i], argvlen[n++] = strlen(meta[i]);
+    int rc = redisAppendCommandArgv(rs_redis_context(a->redis), (int)n, argv, argvlen);
+    free(argv);
+    free(argvlen);
+    return rc == REDIS_OK ? 0 : -1;
+}
+
+/* Writes one dead letter and acks its entry in one transaction (see DESIGN). Returns 0 when
+ * Redis has answered for it (the item is then done), -1 when the connection was lost. */
+static int send_dead_letter(rs_acker_t *a, ack_item_t *it)
+{
+    const rs_config_t *cfg = a->cfg;
+    char dlq[1024];
+    snprintf(dlq, sizeof(dlq), "%s%s", it->stream_name, cfg->group.dead_letter_suffix);
+
+    int pending = still_pending(a, it);
+    if (pending < 0)
+        return -1;
+    if (pending == 0) {
+        /* A transaction whose reply was lost went through, or the entry was acknowledged
+         * elsewhere: either way there is nothing left to do. */
+        item_done(a, it, RS_SETTLED_DEAD_LETTERED);
+        return 0;
+    }
+    for (int attempt = 0; attempt < DLQ_WATCH_TRIES; attempt++) {
+        const char *watch[] = {"WATCH", dlq};
+        const char *type[] = {"TYPE", dlq};
+        redisReply *reply = command(a, 2, watch);
+        if (reply == NULL)
+            return -1;
+        freeReplyObject(reply);
+        if ((reply = command(a, 2, type)) == NULL)
+            return -1;
+        bool usable = reply->type == REDIS_REPLY_STATUS &&
+                      (strcmp(reply->str, "stream") == 0 || strcmp(reply->str, "none") == 0);
+        if (!usable) {
+            rs_log(a->log, RS_LOG_ERROR, "acker",
+                   "stream=%s id=%s cannot be dead-lettered: key %s holds a %s, not a stream; "
+                   "the entry stays pending",
+                   it->stream_name, it->id, dlq,
+                   reply->type == REDIS_REPLY_STATUS ? reply->str : "value of unknown type");
+            freeReplyObject(reply);
+            const char *unwatch[] = {"UNWATCH"};
+            if ((reply = command(a, 1, unwatch)) == NULL)
+                return -1;
+            freeReplyObject(reply);
+            item_done(a, it, RS_SETTLED_LEFT_PENDING);
+            return 0;
+        }
+        freeReplyObject(reply);
+
+        redisContext *c = rs_redis_context(a->redis);
+        const char *xack[] = {"XACK", it->stream_name, cfg->group.name, it->id};
+        size_t xacklen[] = {4, strlen(it->stream_name), strlen(cfg->group.name), strlen(it->id)};
+        if (redisAppendCommand(c, "MULTI") != REDIS_OK ||
+            append_dead_letter_xadd(a, dlq, it) != 0 ||
+            redisAppendCommandArgv(c, 4, xack, xacklen) != REDIS_OK ||
+            redisAppendCommand(c, "EXEC") != REDIS_OK) {
+            rs_redis_mark_broken(a->redis);
+            return -1;
+        }
+        redisReply *replies[4] = {NULL};
+        for (int k = 0; k < 4; k++) {
+            if ((replies[k] = next_reply(a)) == NULL) {
+                for (int j = 0; j < k; j++)
+                    freeReplyObject(replies[j]);
+                return -1;
+            }
+        }
+        const redisReply *exec = replies[3];
+        int outcome; /* 1 written, 0 the watched key changed: again, -1 refused */
+        if (exec->type == REDIS_REPLY_NIL) {
+            outcome = 0;
+        } else if (exec->type == REDIS_REPLY_ARRAY && exec->elements == 2 &&
+                   exec->element[0]->type == REDIS_REPLY_STRING) {
+            outcome = 1;
+            rs_log(a->log, RS_LOG_WARN, "acker",
+                   "stream=%s id=%s dead-lettered to %s as %s after %llu deliveries: %s",
+                   it->stream_name, it->id, dlq, exec->element[0]->str,
+                   (unsigned long long)it->dead->delivery, it->error);
+        } else {
+            /* EXECABORT (a command refused while queued, e.g. OOM under maxmemory): nothing
+             * ran. */
+            outcome = -1;
+            const redisReply *why = replies[1]->type == REDIS_REPLY_ERROR ? replies[1] : exec;
+            rs_log(a->log, RS_LOG_ERROR, "acker",
+                   "stream=%s id=%s dead letter refused by Redis: %s; the entry stays pending",
+                   it->stream_name, it->id,
+                   why->type == REDIS_REPLY_ERROR ? why->str : "unexpected reply");
+        }
+        for (int k = 0; k < 4; k++)
+            freeReplyObject(replies[k]);
+        if (outcome != 0) {
+            item_done(a, it, outcome > 0 ? RS_SETTLED_DEAD_LETTERED : RS_SETTLED_LEFT_PENDING);
+            return 0;
+        }
+    }
+    rs_log(a->log, RS_LOG_ERROR, "acker",
+           "stream=%s id=%s: %s kept changing during %d tries; the entry stays pending",
+           it->stream_name, it->id, dlq, DLQ_WATCH_TRIES);
+    item_done(a, it, RS_SETTLED_LEFT_PENDING);
+    return 0;
+}
+
+/* Sends everything in `batch` that is not done yet. Returns 0 when all of it is done, -1 on
+ * a connection failure. */
+static int send_batch(rs_acker_t *a, ack_list_t *batch)
+{
+    if (!rs_redis_connected(a->redis) || send_acks(a, batch) != 0)
+        return -1;
+    for (size_t i = 0; i < batch->n; i++) {
+        ack_item_t *it = &batch->items[i];
+        if (it->dead != NULL && !it->done && send_dead_letter(a, it) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Frees what the items own and returns how many were not done (given up at the deadline). */
+static size_t drop_items(ack_list_t *l)
+{
+    size_t left = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        left += !l->items[i].done;
+        item_release(&l->items[i]);
+    }
+    l->n = 0;
+    return left;
 }
 
 static void *acker_main(void *arg)
@@ -276,8 +523,7 @@ static void *acker_main(void *arg)
                     if (acker_wait(a, st == RS_REDIS_ERR_IO ? 0 : 1000)) {
                         /* The stop deadline passed: what is left stays pending in Redis. */
                         pthread_mutex_lock(&a->lock);
-                        a->unsent += batch.n + a->pending.n;
-                        a->pending.n = 0;
+                        a->unsent += drop_items(&batch) + drop_items(&a->pending);
                         goto done;
                     }
                     continue;
@@ -285,18 +531,17 @@ static void *acker_main(void *arg)
             }
             if (send_batch(a, &batch) == 0)
                 break;
-            rs_log(a->log, RS_LOG_WARN, "acker", "%zu acks not sent: %s; sending again", batch.n,
+            rs_log(a->log, RS_LOG_WARN, "acker", "acks not sent: %s; sending again",
                    rs_redis_errstr(a->redis));
             /* A short pause keeps a failure that is not the connection's (out of memory)
              * from spinning. */
             if (acker_wait(a, 10)) {
                 pthread_mutex_lock(&a->lock);
-                a->unsent += batch.n + a->pending.n;
-                a->pending.n = 0;
+                a->unsent += drop_items(&batch) + drop_items(&a->pending);
                 goto done;
             }
         }
-        batch.n = 0;
+        (void)drop_items(&batch); /* all done: frees the dead letters' entries */
         pthread_mutex_lock(&a->lock);
     }
 done:
@@ -340,6 +585,7 @@ void rs_acker_free(rs_acker_t *a)
     if (a->started)
         (void)rs_acker_stop(a, rs_clock_monotonic_ns());
     rs_redis_free(a->redis);
+    (void)drop_items(&a->pending);
     free(a->pending.items);
     pthread_cond_destroy(&a->cond);
     pthread_mutex_destroy(&a->lock);

@@ -13,13 +13,21 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "entry.h"
 #include "log.h"
 
 typedef struct rs_acker rs_acker_t;
 
-/* Called on the acknowledger thread after Redis confirmed (or definitively refused) the acks
- * of `n` entries of `stream`. */
-typedef void (*rs_acked_fn)(void *arg, void *stream, size_t n);
+/* How an entry handed to the acknowledger was settled. */
+typedef enum {
+    RS_SETTLED_ACKED,         /* XACK confirmed (or the entry was no longer pending) */
+    RS_SETTLED_DEAD_LETTERED, /* copied to the dead-letter stream and acked, atomically */
+    RS_SETTLED_LEFT_PENDING,  /* Redis refused (NOGROUP, a dead-letter key of another type):
+                               * the entry stays pending and will be delivered again */
+} rs_settled_t;
+
+/* Called on the acknowledger thread once Redis has answered for `n` entries of `stream`. */
+typedef void (*rs_acked_fn)(void *arg, void *stream, size_t n, rs_settled_t how);
 
 /* Creates the acknowledger for group `cfg->group.name` with its own connection built from
  * `cfg->redis`. Everything is borrowed for the acknowledger's lifetime. Returns NULL with a
@@ -35,6 +43,18 @@ int rs_acker_start(rs_acker_t *a, char *err, size_t errlen);
  * on the network; takes a short lock. Any thread. Returns 0, or -1 when out of memory (the
  * entry then stays pending and is delivered again). */
 int rs_acker_add(rs_acker_t *a, void *stream, const char *stream_name, const char *id);
+
+/* Queues entry `e` (taking ownership) for the dead-letter stream of `stream_name`
+ * (stream_name + group.dead_letter_suffix), with the reason `error` (copied). The acknowledger
+ * then runs, on its own connection,
+ *     WATCH <dlq>, TYPE <dlq>, MULTI, XADD <dlq> * <fields> <metadata>, XACK, EXEC
+ * so the dead letter and the ack happen together or not at all, and a lost reply is resolved
+ * by checking whether the entry is still pending before trying again: the dead letter is
+ * written exactly once. The metadata fields are listed in README.md. Never waits on the
+ * network. Returns 0, or -1 when out of memory (then `e` is freed and the entry stays
+ * pending). Any thread. */
+int rs_acker_dead_letter(rs_acker_t *a, void *stream, const char *stream_name, rs_entry_t *e,
+                         const char *error);
 
 /* Flushes everything queued and stops the thread, waiting for Redis at most until
  * `deadline_ns` (CLOCK_MONOTONIC). Returns the number of acks that could not be sent (they

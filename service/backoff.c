@@ -35,16 +35,20 @@ void rs_backoff_init(rs_backoff_t *b, int64_t base_ms, int64_t cap_ms, uint64_t 
     b->rng = seed != 0 ? seed : UINT64_C(0x9E3779B97F4A7C15);
 }
 
-int64_t rs_backoff_next_ms(rs_backoff_t *b)
+int64_t rs_backoff_at_ms(rs_backoff_t *b, unsigned attempt)
 {
-    unsigned shift = b->attempt < BACKOFF_MAX_SHIFT ? b->attempt : BACKOFF_MAX_SHIFT;
+    unsigned shift = attempt < BACKOFF_MAX_SHIFT ? attempt : BACKOFF_MAX_SHIFT;
     int64_t d = b->cap_ms;
     if (b->base_ms <= (b->cap_ms >> shift))
         d = b->base_ms << shift;
-    b->attempt++;
     /* Uniform in [d - d/2, d]. */
     int64_t half = d / 2;
     return d - (int64_t)(next_random(&b->rng) % (uint64_t)(half + 1));
+}
+
+int64_t rs_backoff_next_ms(rs_backoff_t *b)
+{
+    return rs_backoff_at_ms(b, b->attempt++);
 }
 
 void rs_backoff_reset(rs_backoff_t *b)

@@ -26,6 +26,11 @@ void rs_backoff_init(rs_backoff_t *b, int64_t base_ms, int64_t cap_ms, uint64_t 
 /* Returns the next wait in milliseconds and counts the attempt. Owner thread only. */
 int64_t rs_backoff_next_ms(rs_backoff_t *b);
 
+/* Returns the wait for attempt number `attempt` (0 = the first) without counting it, drawing
+ * the jitter from `b`'s generator. For retries whose attempt number is known from elsewhere
+ * (Redis's delivery counter). Owner thread only. */
+int64_t rs_backoff_at_ms(rs_backoff_t *b, unsigned attempt);
+
 /* Starts over from the base after a success. Owner thread only. */
 void rs_backoff_reset(rs_backoff_t *b);
 

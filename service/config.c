@@ -92,56 +92,31 @@ int rs_config_set_string(char **slot, const char *value)
     return 0;
 }
 
+/* Wiped like every string: a webhook header is typically an Authorization token. */
+static void free_string_list(rs_string_list_t *list)
+{
+    if (list->items != NULL) {
+        for (size_t i = 0; i < list->n; i++)
+            wipe_free(list->items[i]);
+        free(list->items);
+    }
+    list->items = NULL;
+    list->n = 0;
+}
+
 static void free_streams(rs_stream_config_t *streams, size_t n)
 {
     if (streams == NULL)
         return;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         free(streams[i].name);
+        free_string_list(&streams[i].exec.command);
+        wipe_free(streams[i].http.url); /* may carry user:password@ */
+        free(streams[i].http.method);
+        free_string_list(&streams[i].http.headers);
+        free(streams[i].http.ca_file);
+    }
     free(streams);
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* Handlers.                                                                                  */
-
-/* One handler kind. `keys` lists the keys only this kind accepts inside a stream entry, with
- * offsets into rs_stream_config_t; none yet, but a handler that needs settings (a webhook's
- * URL, say) adds a table here and its fields to rs_stream_config_t, and parsing, unknown-key
- * detection and suggestions pick them up without further code. */
-typedef struct key_spec key_spec_t;
-
-typedef struct {
-    rs_handler_kind_t kind;
-    const char *name;
-    const key_spec_t *keys;
-    size_t nkeys;
-} handler_spec_t;
-
-static const handler_spec_t handler_specs[] = {
-    {RS_HANDLER_LOG, "log", NULL, 0},
-    {RS_HANDLER_DISCARD, "discard", NULL, 0},
-};
-
-static const handler_spec_t *handler_by_kind(rs_handler_kind_t kind)
-{
-    for (size_t i = 0; i < ARRAY_LEN(handler_specs); i++)
-        if (handler_specs[i].kind == kind)
-            return &handler_specs[i];
-    return NULL;
-}
-
-static const handler_spec_t *handler_by_name(const char *name)
-{
-    for (size_t i = 0; i < ARRAY_LEN(handler_specs); i++)
-        if (strcmp(handler_specs[i].name, name) == 0)
-            return &handler_specs[i];
-    return NULL;
-}
-
-const char *rs_handler_kind_name(rs_handler_kind_t kind)
-{
-    const handler_spec_t *h = handler_by_kind(kind);
-    return h != NULL ? h->name : "?";
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -203,6 +178,9 @@ static rs_config_t *config_defaults(void)
     cfg->group.block_ms = 5000;
     cfg->group.max_deliveries = 10;
     cfg->group.claim_idle_ms = 60000;
+    cfg->group.retry_base_ms = 1000;
+    cfg->group.retry_max_ms = 30000;
+    cfg->group.idle_consumer_timeout_ms = 86400000;
     cfg->group.dead_letter_suffix = strdup(":dlq");
 
     cfg->workers.threads = 8;
@@ -574,29 +552,31 @@ static int read_integer(const loader_t *ld, const config_setting_t *s, long long
 /* Key tables.                                                                                */
 
 typedef enum {
-    KEY_STRING,    /* char *, a heap copy */
-    KEY_INT,       /* int in [min, max] */
-    KEY_BOOL,      /* bool; only true or false */
-    KEY_RATIO,     /* double in [0, 1], written as a float or an integer */
-    KEY_LOG_LEVEL, /* rs_log_level_t, written as its name */
-    KEY_HANDLER,   /* rs_handler_kind_t, written as its name */
+    KEY_STRING,      /* char *, a heap copy */
+    KEY_INT,         /* int in [min, max] */
+    KEY_BOOL,        /* bool; only true or false */
+    KEY_RATIO,       /* double in [0, 1], written as a float or an integer */
+    KEY_LOG_LEVEL,   /* rs_log_level_t, written as its name */
+    KEY_HANDLER,     /* rs_handler_kind_t, written as its name */
+    KEY_STRING_LIST, /* rs_string_list_t from an array or list of strings */
 } key_kind_t;
 
-#define KEY_NONEMPTY 0x1u /* KEY_STRING: "" is rejected */
+#define KEY_NONEMPTY 0x1u /* KEY_STRING: "" is rejected; KEY_STRING_LIST: an empty list is */
 
 /* Checks a string's text beyond non-emptiness. Returns 0, or -1 with the problem in `why`. */
 typedef int (*string_check_fn)(const char *value, char *why, size_t whylen);
 
 /* One accepted key. `offset` locates its field in the struct the table describes
  * (rs_config_t for sections, rs_stream_config_t for stream entries). */
-struct key_spec {
+typedef struct key_spec {
     const char *name;
     key_kind_t kind;
     size_t offset;
     long long min, max; /* KEY_INT */
     unsigned flags;
-    string_check_fn check; /* KEY_STRING; NULL when any text is fine */
-};
+    string_check_fn check; /* KEY_STRING, and each element of a KEY_STRING_LIST; NULL when
+                            * any text is fine */
+} key_spec_t;
 
 #define K_STRING(name, type, field, flags, check)                                                  \
     {                                                                                              \
@@ -609,6 +589,10 @@ struct key_spec {
 #define K_OTHER(name, kind, type, field)                                                           \
     {                                                                                              \
         name, kind, offsetof(type, field), 0, 0, 0, NULL                                           \
+    }
+#define K_LIST(name, type, field, flags, check)                                                    \
+    {                                                                                              \
+        name, KEY_STRING_LIST, offsetof(type, field), 0, 0, flags, check                           \
     }
 
 /* Redis accepts "$" (only entries added from now on) or an entry id "MS" / "MS-SEQ", each part
@@ -676,6 +660,9 @@ static const key_spec_t group_keys[] = {
     K_INT("block_ms", rs_config_t, group.block_ms, 1, 600000),
     K_INT("max_deliveries", rs_config_t, group.max_deliveries, 1, 1000000),
     K_INT("claim_idle_ms", rs_config_t, group.claim_idle_ms, 1, 604800000),
+    K_INT("retry_base_ms", rs_config_t, group.retry_base_ms, 1, 3600000),
+    K_INT("retry_max_ms", rs_config_t, group.retry_max_ms, 1, 3600000),
+    K_INT("idle_consumer_timeout_ms", rs_config_t, group.idle_consumer_timeout_ms, 0, INT_MAX),
     K_STRING("dead_letter_suffix", rs_config_t, group.dead_letter_suffix, KEY_NONEMPTY, NULL),
 };
 
@@ -713,12 +700,272 @@ static const key_spec_t stream_keys[] = {
     K_OTHER("handler", KEY_HANDLER, rs_stream_config_t, handler),
 };
 
+/* ------------------------------------------------------------------------------------------ */
+/* Handlers.                                                                                  */
+
+/* One handler kind. `keys` lists the keys only this kind accepts inside a stream entry, with
+ * offsets into rs_stream_config_t, so parsing, unknown-key detection and suggestions pick
+ * them up without further code. `defaults` (NULL: none) sets the kind's defaults before the
+ * entry's keys are read; `finish` (NULL: none) runs after every key passed on its own, for
+ * required keys and checks that involve several. Both return 0 or -1 with the message set. */
+typedef struct {
+    rs_handler_kind_t kind;
+    const char *name;
+    const key_spec_t *keys;
+    size_t nkeys;
+    int (*defaults)(const loader_t *ld, rs_stream_config_t *sc);
+    int (*finish)(const loader_t *ld, const config_setting_t *entry, const char *base,
+                  rs_stream_config_t *sc);
+} handler_spec_t;
+
+/* HTTP header names are RFC 9110 tokens. */
+#define HTTP_TOKEN_CHARS                                                                           \
+    "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+/* Headers the http handler writes itself: a configured copy would contradict the body or the
+ * retry semantics. */
+static const char *const reserved_headers[] = {"Content-Type", "Content-Length",
+                                               "Transfer-Encoding", "Idempotency-Key"};
+
+/* "Name: value". Values are often credentials (Authorization), so no message quotes the
+ * value: only the name, which is not secret, and the offending character. */
+static int check_header(const char *value, char *why, size_t whylen)
+{
+    size_t nlen = strspn(value, HTTP_TOKEN_CHARS);
+    int nl = nlen > 64 ? 64 : (int)nlen; /* the name as printed; bounded */
+
+    if (nlen == 0 || value[nlen] != ':') {
+        unsigned char c = (unsigned char)value[nlen];
+        if (nlen == 0 && c == ':')
+            snprintf(why, whylen, "must be \"Name: value\", got an empty name");
+        else if (nlen == 0)
+            snprintf(why, whylen,
+                     "must be \"Name: value\", the name made of letters, digits and "
+                     "!#$%%&'*+-.^_`|~");
+        else if (c == '\0')
+            snprintf(why, whylen, "must be \"Name: value\", with a ':' after the name");
+        else if (isprint(c))
+            snprintf(why, whylen, "must be \"Name: value\": the name '%.*s' is followed by '%c'",
+                     nl, value, c);
+        else
+            snprintf(why, whylen,
+                     "must be \"Name: value\": the name '%.*s' is followed by byte 0x%02x", nl,
+                     value, c);
+        return -1;
+    }
+    for (size_t i = 0; i < ARRAY_LEN(reserved_headers); i++) {
+        if (strlen(reserved_headers[i]) == nlen &&
+            strncasecmp(value, reserved_headers[i], nlen) == 0) {
+            snprintf(why, whylen, "header '%.*s' is set by the handler and cannot be configured",
+                     nl, value);
+            return -1;
+        }
+    }
+    const char *v = value + nlen + 1;
+    v += strspn(v, " \t");
+    /* libcurl reads "Name:" with nothing after it as "remove this header". */
+    if (*v == '\0') {
+        snprintf(why, whylen, "header '%.*s' has an empty value", nl, value);
+        return -1;
+    }
+    for (; *v != '\0'; v++) {
+        unsigned char c = (unsigned char)*v;
+        if ((c < 0x20 && c != '\t') || c == 0x7f) {
+            snprintf(why, whylen,
+                     "the value of header '%.*s' contains a control character (byte 0x%02x); "
+                     "a line break would inject further headers",
+                     nl, value, c);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int check_method(const char *value, char *why, size_t whylen)
+{
+    if (strcmp(value, "POST") == 0 || strcmp(value, "PUT") == 0 || strcmp(value, "PATCH") == 0)
+        return 0;
+    snprintf(why, whylen, "must be \"POST\", \"PUT\" or \"PATCH\", got '%s'", value);
+    return -1;
+}
+
+/* A webhook URL: http(s), a host, and nothing libcurl would have to guess about. The URL is
+ * quoted in messages, since the one thing in it that may be secret (user:password@) is
+ * already in the configuration file the reader is looking at. */
+static int check_url(const char *value, char *why, size_t whylen)
+{
+    if (check_endpoint(value, why, whylen) != 0)
+        return -1;
+    for (const char *p = value; *p != '\0'; p++) {
+        if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p)) {
+            snprintf(why, whylen, "must not contain whitespace or control characters");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static const key_spec_t exec_keys[] = {
+    K_LIST("command", rs_stream_config_t, exec.command, KEY_NONEMPTY, NULL),
+    K_INT("timeout_ms", rs_stream_config_t, exec.timeout_ms, 1, 86400000),
+};
+
+static const key_spec_t http_keys[] = {
+    K_STRING("url", rs_stream_config_t, http.url, KEY_NONEMPTY, check_url),
+    K_STRING("method", rs_stream_config_t, http.method, KEY_NONEMPTY, check_method),
+    K_LIST("headers", rs_stream_config_t, http.headers, 0, check_header),
+    K_INT("timeout_ms", rs_stream_config_t, http.timeout_ms, 1, 3600000),
+    K_STRING("ca_file", rs_stream_config_t, http.ca_file, KEY_NONEMPTY, NULL),
+};
+
+static int exec_defaults(const loader_t *ld, rs_stream_config_t *sc)
+{
+    (void)ld;
+    sc->exec.timeout_ms = 30000;
+    return 0;
+}
+
+static int exec_finish(const loader_t *ld, const config_setting_t *entry, const char *base,
+                       rs_stream_config_t *sc)
+{
+    char setting[SETTING_PATH_MAX];
+    const config_setting_t *cmd = config_setting_get_member(entry, "command");
+
+    if (cmd == NULL) {
+        snprintf(setting, sizeof(setting), "%s.command", base);
+        return fail_at(ld, entry, setting,
+                       "required setting is missing (the program and its arguments, e.g. "
+                       "[\"/usr/local/bin/handle\", \"--flag\"])");
+    }
+    /* No shell and no PATH search: what runs is exactly the file named. */
+    const char *prog = sc->exec.command.items[0]; /* KEY_NONEMPTY: n >= 1 */
+    if (prog[0] != '/') {
+        snprintf(setting, sizeof(setting), "%s.command[0]", base);
+        return fail_at(ld, config_setting_get_elem(cmd, 0), setting,
+                       "must be an absolute path (the program is run directly, without a shell "
+                       "or a PATH search), got '%s'",
+                       prog);
+    }
+    return 0;
+}
+
+static int http_defaults(const loader_t *ld, rs_stream_config_t *sc)
+{
+    sc->http.timeout_ms = 10000;
+    return rs_config_set_string(&sc->http.method, "POST") == 0 ? 0 : fail_oom(ld);
+}
+
+static int http_finish(const loader_t *ld, const config_setting_t *entry, const char *base,
+                       rs_stream_config_t *sc)
+{
+    char setting[SETTING_PATH_MAX];
+
+    if (sc->http.url == NULL) {
+        snprintf(setting, sizeof(setting), "%s.url", base);
+        return fail_at(ld, entry, setting,
+                       "required setting is missing (the webhook, e.g. "
+                       "\"https://hooks.example.com/redstream\")");
+    }
+    if (sc->http.ca_file != NULL) {
+        /* Resolved now, like password_file, so the service's working directory plays no
+         * part; checked now so a typo stops the program instead of failing every request. */
+        char path[PATH_MAX], ebuf[128];
+        const config_setting_t *ca = config_setting_get_member(entry, "ca_file");
+        snprintf(setting, sizeof(setting), "%s.ca_file", base);
+        if (resolve_path(ld, sc->http.ca_file, path, sizeof(path)) != 0)
+            return fail_at(ld, ca, setting, "path is too long");
+        if (access(path, R_OK) != 0)
+            return fail_at(ld, ca, setting, "cannot read %s: %s", path,
+                           errno_text(errno, ebuf, sizeof(ebuf)));
+        if (rs_config_set_string(&sc->http.ca_file, path) != 0)
+            return fail_oom(ld);
+    }
+    return 0;
+}
+
+static const handler_spec_t handler_specs[] = {
+    {RS_HANDLER_LOG, "log", NULL, 0, NULL, NULL},
+    {RS_HANDLER_DISCARD, "discard", NULL, 0, NULL, NULL},
+    {RS_HANDLER_EXEC, "exec", exec_keys, ARRAY_LEN(exec_keys), exec_defaults, exec_finish},
+    {RS_HANDLER_HTTP, "http", http_keys, ARRAY_LEN(http_keys), http_defaults, http_finish},
+};
+
+static const handler_spec_t *handler_by_kind(rs_handler_kind_t kind)
+{
+    for (size_t i = 0; i < ARRAY_LEN(handler_specs); i++)
+        if (handler_specs[i].kind == kind)
+            return &handler_specs[i];
+    return NULL;
+}
+
+static const handler_spec_t *handler_by_name(const char *name)
+{
+    for (size_t i = 0; i < ARRAY_LEN(handler_specs); i++)
+        if (strcmp(handler_specs[i].name, name) == 0)
+            return &handler_specs[i];
+    return NULL;
+}
+
+const char *rs_handler_kind_name(rs_handler_kind_t kind)
+{
+    const handler_spec_t *h = handler_by_kind(kind);
+    return h != NULL ? h->name : "?";
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Applying a key.                                                                            */
+
 static const key_spec_t *find_key(const key_spec_t *keys, size_t nkeys, const char *name)
 {
     for (size_t i = 0; i < nkeys; i++)
         if (strcmp(keys[i].name, name) == 0)
             return &keys[i];
     return NULL;
+}
+
+/* A KEY_STRING_LIST: ["a", "b"] or ("a", "b"), each element a string passing k->check. An
+ * element's problem is reported at the element as SETTING[i]. The list replaces `*slot` only
+ * when every element passed. */
+static int apply_string_list(const loader_t *ld, const key_spec_t *k, const config_setting_t *s,
+                             const char *setting, rs_string_list_t *slot)
+{
+    int type = config_setting_type(s);
+
+    if (type != CONFIG_TYPE_ARRAY && type != CONFIG_TYPE_LIST)
+        return fail_at(ld, s, setting, "must be a list of strings like [\"a\", \"b\"], got %s",
+                       type_phrase(type));
+    int n = config_setting_length(s);
+    if ((k->flags & KEY_NONEMPTY) && n <= 0)
+        return fail_at(ld, s, setting, "must not be empty");
+    size_t count = n > 0 ? (size_t)n : 0;
+    rs_string_list_t list = {calloc(count + 1, sizeof(char *)), 0}; /* + the NULL */
+    if (list.items == NULL)
+        return fail_oom(ld);
+    int rc = 0;
+    for (size_t i = 0; i < count && rc == 0; i++) {
+        const config_setting_t *el = config_setting_get_elem(s, (unsigned)i); /* i < n */
+        char elem[SETTING_PATH_MAX + 16];
+        char why[384];
+        snprintf(elem, sizeof(elem), "%s[%zu]", setting, i);
+        int et = config_setting_type(el);
+        if (et != CONFIG_TYPE_STRING) {
+            rc = fail_at(ld, el, elem, "must be a string, got %s", type_phrase(et));
+        } else if (k->check != NULL &&
+                   k->check(config_setting_get_string(el), why, sizeof(why)) != 0) {
+            rc = fail_at(ld, el, elem, "%s", why);
+        } else if ((list.items[i] = strdup(config_setting_get_string(el))) == NULL) {
+            rc = fail_oom(ld);
+        } else {
+            list.n++;
+        }
+    }
+    if (rc != 0) {
+        free_string_list(&list);
+        return -1;
+    }
+    free_string_list(slot);
+    *slot = list;
+    return 0;
 }
 
 /* Checks setting `s` against `k` and stores its value in the field `k` names inside `base`.
@@ -815,6 +1062,8 @@ static int apply_key(const loader_t *ld, const key_spec_t *k, const config_setti
         *slot = h->kind;
         return 0;
     }
+    case KEY_STRING_LIST:
+        return apply_string_list(ld, k, s, setting, field);
     }
     return fail_at(ld, s, setting, "internal error: unhandled key kind");
 }
@@ -938,6 +1187,24 @@ static int finish_redis(const loader_t *ld, const config_setting_t *s, rs_config
     return 0;
 }
 
+/* The retry backoff must fit below claim_idle_ms: an entry waiting for its retry looks idle
+ * to the group, and XAUTOCLAIM (ours or another instance's) would take it away first. */
+static int finish_group(const loader_t *ld, const config_setting_t *s, rs_config_t *cfg)
+{
+    const config_setting_t *max = config_setting_get_member(s, "retry_max_ms");
+    const config_setting_t *where = max != NULL ? max : s;
+    if (cfg->group.retry_max_ms < cfg->group.retry_base_ms)
+        return fail_at(ld, where, "group.retry_max_ms",
+                       "must not be below group.retry_base_ms (%d), got %d",
+                       cfg->group.retry_base_ms, cfg->group.retry_max_ms);
+    if (cfg->group.retry_max_ms >= cfg->group.claim_idle_ms)
+        return fail_at(ld, where, "group.retry_max_ms",
+                       "must be below group.claim_idle_ms (%d), got %d: an entry waiting "
+                       "for its retry would be claimed by XAUTOCLAIM first",
+                       cfg->group.claim_idle_ms, cfg->group.retry_max_ms);
+    return 0;
+}
+
 /* A section that is a group of keys from spec->keys. */
 static int parse_group(const loader_t *ld, const section_spec_t *spec, const config_setting_t *s,
                        rs_config_t *cfg)
@@ -988,6 +1255,8 @@ static int parse_stream_entry(const loader_t *ld, const config_setting_t *e, uns
             return -1;
     }
     const handler_spec_t *h = handler_by_kind(out->handler);
+    if (h->defaults != NULL && h->defaults(ld, out) != 0)
+        return -1;
 
     int n = config_setting_length(e);
     for (int i = 0; i < n; i++) {
@@ -1014,7 +1283,7 @@ static int parse_stream_entry(const loader_t *ld, const config_setting_t *e, uns
         snprintf(setting, sizeof(setting), "%s.name", base);
         return fail_at(ld, e, setting, "required setting is missing (the stream's key in Redis)");
     }
-    return 0;
+    return h->finish != NULL ? h->finish(ld, e, base, out) : 0;
 }
 
 /* `streams`: a list of groups that replaces the default list as a whole. */
@@ -1058,7 +1327,7 @@ fail:
 
 static const section_spec_t section_specs[] = {
     {"redis", redis_keys, ARRAY_LEN(redis_keys), parse_group, finish_redis},
-    {"group", group_keys, ARRAY_LEN(group_keys), parse_group, NULL},
+    {"group", group_keys, ARRAY_LEN(group_keys), parse_group, finish_group},
     {"workers", workers_keys, ARRAY_LEN(workers_keys), parse_group, NULL},
     {"streams", NULL, 0, parse_streams, NULL},
     {"health", health_keys, ARRAY_LEN(health_keys), parse_group, NULL},
@@ -1133,16 +1402,31 @@ static int parse_root(const loader_t *ld, const config_setting_t *root, rs_confi
     return check_dead_letter_streams(ld, root, cfg);
 }
 
+/* Wipes a string setting's text in libconfig's own copy; anything else is left alone. */
+static void wipe_parsed_string(const config_setting_t *s)
+{
+    if (s != NULL && config_setting_type(s) == CONFIG_TYPE_STRING) {
+        /* libconfig hands out a const view of a string it allocated and owns. */
+        char *text = (char *)(uintptr_t)config_setting_get_string(s);
+        explicit_bzero(text, strlen(text));
+    }
+}
+
 /* libconfig keeps its own copy of every string it parsed, and config_destroy() frees them
- * without wiping; the password is the one worth wiping. */
+ * without wiping; the password and the webhooks' headers (Authorization tokens) are the ones
+ * worth wiping. */
 static void wipe_parsed_password(const config_t *lc)
 {
-    config_setting_t *pw = config_lookup(lc, "redis.password");
-
-    if (pw != NULL && config_setting_type(pw) == CONFIG_TYPE_STRING) {
-        /* libconfig hands out a const view of a string it allocated and owns. */
-        char *text = (char *)(uintptr_t)config_setting_get_string(pw);
-        explicit_bzero(text, strlen(text));
+    wipe_parsed_string(config_lookup(lc, "redis.password"));
+    const config_setting_t *streams = config_lookup(lc, "streams");
+    int n = streams != NULL && config_setting_is_list(streams) ? config_setting_length(streams) : 0;
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *e = config_setting_get_elem(streams, (unsigned)i); /* i < n */
+        const config_setting_t *hs =
+            config_setting_is_group(e) ? config_setting_get_member(e, "headers") : NULL;
+        int nh = hs != NULL && config_setting_is_aggregate(hs) ? config_setting_length(hs) : 0;
+        for (int j = 0; j < nh; j++)
+            wipe_parsed_string(config_setting_get_elem(hs, (unsigned)j)); /* j < nh */
     }
 }
 
@@ -1346,6 +1630,77 @@ static void print_addr(FILE *out, const char *host, int port)
         fprintf(out, "%s:%d", host, port);
 }
 
+/* A URL with any user:password@ replaced by ***@. */
+static void print_url_redacted(FILE *out, const char *url)
+{
+    const char *scheme_end = strstr(url, "://");
+    const char *host = scheme_end != NULL ? scheme_end + 3 : url;
+    const char *authority_end = host + strcspn(host, "/?#");
+    const char *at = NULL;
+
+    for (const char *p = host; p < authority_end; p++)
+        if (*p == '@')
+            at = p;
+    if (at == NULL)
+        fprintf(out, "%s", url);
+    else
+        fprintf(out, "%.*s***%s", (int)(host - url), url, at); /* host > url */
+}
+
+/* An argument as a shell would need it, so the printed command can be read unambiguously. */
+static void print_shell_word(FILE *out, const char *arg)
+{
+    if (arg[0] != '\0' && strspn(arg, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                      "0123456789_-+=/.,:@%") == strlen(arg)) {
+        fprintf(out, "%s", arg);
+        return;
+    }
+    fputc('\'', out);
+    for (const char *p = arg; *p != '\0'; p++) {
+        if (*p == '\'')
+            fprintf(out, "'\\''");
+        else
+            fputc(*p, out);
+    }
+    fputc('\'', out);
+}
+
+/* The second summary line of a stream whose handler takes settings. Header values are never
+ * printed (they are typically credentials), only their names. */
+static void print_handler_settings(FILE *out, const rs_stream_config_t *sc)
+{
+    const char *indent = "                             ";
+
+    switch (sc->handler) {
+    case RS_HANDLER_LOG:
+    case RS_HANDLER_DISCARD:
+        return;
+    case RS_HANDLER_EXEC:
+        fprintf(out, "%scommand", indent);
+        for (size_t i = 0; i < sc->exec.command.n; i++) {
+            fputc(' ', out);
+            print_shell_word(out, sc->exec.command.items[i]);
+        }
+        fprintf(out, ", timeout %d ms\n", sc->exec.timeout_ms);
+        return;
+    case RS_HANDLER_HTTP:
+        fprintf(out, "%s%s ", indent, sc->http.method);
+        print_url_redacted(out, sc->http.url);
+        fprintf(out, ", timeout %d ms", sc->http.timeout_ms);
+        if (sc->http.headers.n > 0) {
+            fprintf(out, ", headers");
+            for (size_t i = 0; i < sc->http.headers.n; i++) {
+                const char *h = sc->http.headers.items[i];
+                fprintf(out, "%s %.*s", i > 0 ? "," : "", (int)strcspn(h, ":"), h);
+            }
+        }
+        if (sc->http.ca_file != NULL)
+            fprintf(out, ", CA file %s", sc->http.ca_file);
+        fprintf(out, "\n");
+        return;
+    }
+}
+
 void rs_config_print_summary(const rs_config_t *cfg, FILE *out)
 {
     char pw[PATH_MAX + 64];
@@ -1363,12 +1718,21 @@ void rs_config_print_summary(const rs_config_t *cfg, FILE *out)
             "dead letter after %d deliveries to <stream>%s\n",
             cfg->group.read_count, cfg->group.block_ms, cfg->group.claim_idle_ms,
             cfg->group.max_deliveries, cfg->group.dead_letter_suffix);
+    fprintf(out, "          retry backoff %d..%d ms, ", cfg->group.retry_base_ms,
+            cfg->group.retry_max_ms);
+    if (cfg->group.idle_consumer_timeout_ms > 0)
+        fprintf(out, "remove consumers idle %d ms with nothing pending\n",
+                cfg->group.idle_consumer_timeout_ms);
+    else
+        fprintf(out, "never remove idle consumers\n");
     fprintf(out, "workers:  %d threads, queue capacity %d, shutdown timeout %d ms\n",
             cfg->workers.threads, cfg->workers.queue_capacity, cfg->workers.shutdown_timeout_ms);
     fprintf(out, "streams:  %zu\n", cfg->nstreams);
-    for (size_t i = 0; i < cfg->nstreams; i++)
+    for (size_t i = 0; i < cfg->nstreams; i++) {
         fprintf(out, "  %-24s handler %s\n", cfg->streams[i].name,
                 rs_handler_kind_name(cfg->streams[i].handler));
+        print_handler_settings(out, &cfg->streams[i]);
+    }
     fprintf(out, "health:   ");
     print_addr(out, cfg->health.address, cfg->health.port);
     fprintf(out, "\n");

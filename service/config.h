@@ -36,7 +36,15 @@
 typedef enum {
     RS_HANDLER_LOG = 0, /* one line per message on stdout */
     RS_HANDLER_DISCARD, /* ack without output (benchmarks) */
+    RS_HANDLER_EXEC,    /* run a program per message, the message as JSON on its stdin */
+    RS_HANDLER_HTTP,    /* send each message as a JSON request to a webhook URL */
 } rs_handler_kind_t;
+
+/* A list of strings from the configuration file (a libconfig array or list). */
+typedef struct {
+    char **items; /* n heap strings followed by a NULL, so it can serve as an argv */
+    size_t n;
+} rs_string_list_t;
 
 /* Where the Redis password came from; printed instead of the password itself. */
 typedef enum {
@@ -52,6 +60,20 @@ typedef struct {
     char *name;                /* the stream's key in Redis; unique in the list */
     rs_handler_kind_t handler; /* what runs for each entry */
     int line;                  /* line of the entry in the file, 0 for built-in defaults */
+
+    /* Settings of the handler kinds that take any; only the chosen kind's are set. */
+    struct {
+        rs_string_list_t command; /* argv, n >= 1; items[0] is an absolute path */
+        int timeout_ms;           /* 1..86400000, default 30000 */
+    } exec;
+    struct {
+        char *url;                /* http:// or https:// */
+        char *method;             /* "POST" (default), "PUT" or "PATCH" */
+        rs_string_list_t headers; /* "Name: value" each; values may be secrets, never log */
+        int timeout_ms;           /* whole request, 1..3600000, default 10000 */
+        char *ca_file;            /* CA bundle for TLS verification (resolved against the
+                                   * configuration file's directory), or NULL: the system's */
+    } http;
 } rs_stream_config_t;
 
 typedef struct {
@@ -76,6 +98,11 @@ typedef struct {
         int block_ms;             /* XREADGROUP BLOCK, 1..600000 */
         int max_deliveries;       /* 1..1000000 */
         int claim_idle_ms;        /* 1..604800000 */
+        int retry_base_ms;        /* first retry's backoff, 1..3600000 */
+        int retry_max_ms;         /* longest retry backoff, retry_base_ms..3600000, and
+                                   * below claim_idle_ms */
+        int idle_consumer_timeout_ms; /* delete consumers idle this long with nothing
+                                       * pending; 0 = never; 0..2147483647 */
         char *dead_letter_suffix; /* non-empty */
     } group;
 
@@ -138,7 +165,8 @@ int rs_config_set_string(char **slot, const char *value);
 const char *rs_handler_kind_name(rs_handler_kind_t kind);
 
 /* Writes a one-screen summary of `cfg` to `out` for --check-config. The password is never
- * written, only whether one is set and where it came from. */
+ * written, only whether one is set and where it came from; nor are the http handler's header
+ * values (only their names) or a password inside its URL. */
 void rs_config_print_summary(const rs_config_t *cfg, FILE *out);
 
 #endif

@@ -1,22 +1,28 @@
 /*
- * The consumer service: wires readers, the work queue, the worker pool and the acknowledger
- * together, and shuts them down in order.
+ * The consumer service: wires readers, the work queue, the worker pool, the retry scheduler
+ * and the acknowledger together, and shuts them down in order.
  *
  * DESIGN: data flows one way.
  *
- *   Redis --XREADGROUP--> reader (one per stream) --reserve/push--> queue --pop--> worker
- *   worker --handler--> success: acker --XACK (batched)--> Redis --> settle in-flight
- *                       failure: log, leave pending in Redis  --> settle in-flight
+ *   Redis --XREADGROUP/XAUTOCLAIM--> reader (one per stream) --reserve/push--> queue --> worker
+ *   worker --handler--> success --------------------------> acker --XACK (batched)--> Redis
+ *                       retryable, deliveries < max ------> retry --XCLAIM (after backoff)--> queue
+ *                       permanent, or deliveries >= max --> acker --MULTI XADD dlq + XACK EXEC
  *
- * Ownership: this object owns the stream states, the queue, the pool, the readers and the
- * acker; an entry is owned by whoever holds its pointer (reader, then queue, then one worker,
- * which frees it after handing its id to the acker).
+ * Every entry read is "in flight" for its stream until it is settled: acknowledged, dead-
+ * lettered, or given up to Redis (left pending, to be delivered again later). Readers use
+ * that count to re-read their pending entries only when nothing of theirs is in flight.
+ *
+ * Ownership: this object owns the stream states, the queue, the pool, the readers, the retry
+ * scheduler and the acker; an entry is owned by whoever holds its pointer (reader or retry
+ * scheduler, then queue, then one worker, which frees it or hands it to the acker).
  *
  * Shutdown order, each step's precondition being the previous one's end:
- *   1. stop every reader (woken at once) and join them: nothing new enters the queue;
+ *   1. stop every reader (woken at once) and the retry scheduler, and join them: nothing new
+ *      enters the queue; entries waiting for a retry stay pending in Redis;
  *   2. close the queue: workers drain it and exit; wait until the deadline less a reserve
  *      kept for flushing acks; past it, abandon the queue (remaining entries stay pending);
- *   3. stop the acker, which flushes every ack it holds, until the final deadline.
+ *   3. stop the acker, which flushes every ack and dead letter it holds, until the deadline.
  */
 
 #include "consumer.h"
@@ -26,10 +32,12 @@
 #include <string.h>
 
 #include "acker.h"
+#include "backoff.h"
 #include "clock.h"
 #include "pool.h"
 #include "queue.h"
 #include "reader.h"
+#include "retry.h"
 #include "stream.h"
 
 struct rs_consumer {
@@ -40,15 +48,65 @@ struct rs_consumer {
     rs_reader_t **readers;
     rs_queue_t *queue;
     rs_pool_t *pool;
+    rs_retry_t *retry;
     rs_acker_t *acker;
+    rs_backoff_t *jitter; /* one per worker: retry delays, used by that worker only */
     bool started;
 };
 
-/* The work function: runs on a worker thread for each entry. */
+/* Hands a failed entry to the acker for its dead-letter stream (taking ownership). */
+static void dead_letter(rs_consumer_t *c, rs_entry_t *e, const char *error)
+{
+    rs_stream_t *s = e->stream;
+    if (rs_acker_dead_letter(c->acker, s, s->name, e, error) != 0) {
+        rs_log(c->log, RS_LOG_ERROR, "worker",
+               "stream=%s out of memory queueing a dead letter; the entry stays pending", s->name);
+        rs_stream_settle(s, 1);
+    }
+}
+
+/* A retryable failure: schedule another delivery after the backoff for this delivery count,
+ * or the target's own Retry-After when that is longer. */
+static void schedule_retry(rs_consumer_t *c, unsigned worker, rs_entry_t *e,
+                           const rs_handler_report_t *report)
+{
+    rs_stream_t *s = e->stream;
+    unsigned attempt = e->delivery > 64 ? 64 : (unsigned)e->delivery - 1;
+    int64_t delay = rs_backoff_at_ms(&c->jitter[worker], attempt);
+    if (report->retry_after_ms > delay)
+        delay = report->retry_after_ms < c->cfg->group.retry_max_ms ? report->retry_after_ms
+                                                                    : c->cfg->group.retry_max_ms;
+    if (rs_retry_schedule(c->retry, s, e->id, e->delivery, delay) == 0) {
+        atomic_fetch_add(&s->stats.retried, 1);
+        rs_log(c->log, RS_LOG_WARN, "worker",
+               "stream=%s id=%s delivery=%llu handler %s failed: %s; retrying in %lld ms", s->name,
+               e->id, (unsigned long long)e->delivery, s->handler->ops->kind, report->error,
+               (long long)delay);
+    } else {
+        rs_log(c->log, RS_LOG_WARN, "worker",
+               "stream=%s id=%s delivery=%llu handler %s failed: %s; too many retries waiting, "
+               "left pending until claimed after %d ms",
+               s->name, e->id, (unsigned long long)e->delivery, s->handler->ops->kind,
+               report->error, c->cfg->group.claim_idle_ms);
+        rs_stream_settle(s, 1);
+    }
+}
+
+/* The work function: runs on a worker thread for each entry, and decides its fate. */
 static void handle_entry(void *arg, unsigned worker, rs_entry_t *e)
 {
     rs_consumer_t *c = arg;
     rs_stream_t *s = e->stream;
+    uint64_t max = (uint64_t)c->cfg->group.max_deliveries;
+
+    if (e->delivery > max) {
+        /* Delivered again by a crash recovery or a claim after its last allowed attempt. */
+        char why[128];
+        snprintf(why, sizeof(why), "delivered %llu times, more than max_deliveries (%llu)",
+                 (unsigned long long)e->delivery, (unsigned long long)max);
+        dead_letter(c, e, why);
+        return;
+    }
     rs_handler_report_t report;
     rs_outcome_t outcome = rs_handler_handle(s->handler, worker, e, &report);
     if (outcome == RS_OUTCOME_SUCCESS) {
@@ -59,27 +117,39 @@ static void handle_entry(void *arg, unsigned worker, rs_entry_t *e)
                    s->name, e->id);
             rs_stream_settle(s, 1);
         }
-    } else {
-        atomic_fetch_add(&s->stats.failed, 1);
-        rs_log(c->log, RS_LOG_WARN, "worker",
-               "stream=%s id=%s delivery=%llu handler %s failed (%s): %s; left pending", s->name,
-               e->id, (unsigned long long)e->delivery, s->handler->ops->kind,
-               outcome == RS_OUTCOME_RETRY ? "retryable" : "permanent", report.error);
-        rs_stream_settle(s, 1);
+        rs_entry_free(e);
+        return;
     }
-    rs_entry_free(e);
+    atomic_fetch_add(&s->stats.failed, 1);
+    if (outcome == RS_OUTCOME_RETRY && e->delivery < max) {
+        schedule_retry(c, worker, e, &report);
+        rs_entry_free(e);
+        return;
+    }
+    if (outcome == RS_OUTCOME_RETRY) {
+        char why[sizeof(report.error) + 64];
+        snprintf(why, sizeof(why), "%s (gave up after %llu deliveries)", report.error,
+                 (unsigned long long)e->delivery);
+        dead_letter(c, e, why);
+    } else {
+        dead_letter(c, e, report.error);
+    }
 }
 
-/* The acker's callback: Redis confirmed `n` acks of `stream`. */
-static void entries_acked(void *arg, void *stream, size_t n)
+/* The acker's callback: Redis has answered for `n` entries of `stream`. */
+static void entries_settled(void *arg, void *stream, size_t n, rs_settled_t how)
 {
     (void)arg;
     rs_stream_t *s = stream;
-    atomic_fetch_add(&s->stats.acked, n);
+    if (how == RS_SETTLED_ACKED)
+        atomic_fetch_add(&s->stats.acked, n);
+    else if (how == RS_SETTLED_DEAD_LETTERED)
+        atomic_fetch_add(&s->stats.dead_lettered, n);
     rs_stream_settle(s, (long)n);
 }
 
-rs_consumer_t *rs_consumer_new(const rs_config_t *cfg, rs_logger_t *log, char *err, size_t errlen)
+rs_consumer_t *rs_consumer_new(const rs_config_t *cfg, rs_logger_t *log, char *err,
+                               size_t errlen)
 {
     rs_consumer_t *c = calloc(1, sizeof(*c));
     if (c == NULL)
@@ -89,18 +159,24 @@ rs_consumer_t *rs_consumer_new(const rs_config_t *cfg, rs_logger_t *log, char *e
     c->nstreams = cfg->nstreams;
     c->streams = calloc(cfg->nstreams, sizeof(*c->streams));
     c->readers = calloc(cfg->nstreams, sizeof(*c->readers));
+    c->jitter = calloc((size_t)cfg->workers.threads, sizeof(*c->jitter));
     c->queue = rs_queue_new((size_t)cfg->workers.queue_capacity);
-    if (c->streams == NULL || c->readers == NULL || c->queue == NULL)
+    if (c->streams == NULL || c->readers == NULL || c->jitter == NULL || c->queue == NULL)
         goto oom;
+    for (int i = 0; i < cfg->workers.threads; i++)
+        rs_backoff_init(&c->jitter[i], cfg->group.retry_base_ms, cfg->group.retry_max_ms, 0);
     c->pool = rs_pool_new((unsigned)cfg->workers.threads, c->queue, handle_entry, c);
     if (c->pool == NULL)
         goto oom;
-    c->acker = rs_acker_new(cfg, log, entries_acked, c, err, errlen);
+    c->acker = rs_acker_new(cfg, log, entries_settled, c, err, errlen);
     if (c->acker == NULL)
         goto fail;
+    c->retry = rs_retry_new(cfg, c->queue, log, err, errlen);
+    if (c->retry == NULL)
+        goto fail;
     for (size_t i = 0; i < cfg->nstreams; i++) {
-        c->streams[i] =
-            rs_stream_new(&cfg->streams[i], (unsigned)cfg->workers.threads, log, err, errlen);
+        c->streams[i] = rs_stream_new(&cfg->streams[i], (unsigned)cfg->workers.threads, log,
+                                      err, errlen);
         if (c->streams[i] == NULL)
             goto fail;
         c->readers[i] = rs_reader_new(cfg, c->streams[i], c->queue, log);
@@ -118,7 +194,8 @@ fail:
 int rs_consumer_start(rs_consumer_t *c, char *err, size_t errlen)
 {
     c->started = true;
-    if (rs_acker_start(c->acker, err, errlen) != 0 || rs_pool_start(c->pool, err, errlen) != 0)
+    if (rs_acker_start(c->acker, err, errlen) != 0 || rs_pool_start(c->pool, err, errlen) != 0 ||
+        rs_retry_start(c->retry, err, errlen) != 0)
         return -1;
     for (size_t i = 0; i < c->nstreams; i++) {
         if (rs_reader_start(c->readers[i], err, errlen) != 0)
@@ -150,12 +227,14 @@ int rs_consumer_stop(rs_consumer_t *c)
     /* Keep a quarter of the time (at most a second) for flushing acks after the workers. */
     int64_t reserve = timeout / 4 < INT64_C(1000000000) ? timeout / 4 : INT64_C(1000000000);
 
-    rs_log(c->log, RS_LOG_INFO, "consumer", "shutting down: %zu entries queued, %u in handlers",
-           rs_queue_depth(c->queue), rs_pool_busy(c->pool));
+    rs_log(c->log, RS_LOG_INFO, "consumer",
+           "shutting down: %zu entries queued, %u in handlers, %zu waiting for a retry",
+           rs_queue_depth(c->queue), rs_pool_busy(c->pool), rs_retry_waiting(c->retry));
     for (size_t i = 0; i < c->nstreams; i++)
         rs_reader_stop(c->readers[i]);
     for (size_t i = 0; i < c->nstreams; i++)
         rs_reader_join(c->readers[i]);
+    rs_retry_stop(c->retry);
 
     rs_queue_close(c->queue);
     int rc = 0;
@@ -163,7 +242,8 @@ int rs_consumer_stop(rs_consumer_t *c)
         size_t left = rs_queue_depth(c->queue);
         rs_queue_abandon(c->queue);
         rs_log(c->log, RS_LOG_WARN, "consumer",
-               "shutdown deadline near: %zu queued entries left pending for the next start", left);
+               "shutdown deadline near: %zu queued entries left pending for the next start",
+               left);
         if (rs_pool_join(c->pool, deadline - reserve / 2) != 0) {
             rs_log(c->log, RS_LOG_ERROR, "consumer",
                    "%u handlers still running at the deadline; their entries stay pending",
@@ -180,9 +260,12 @@ int rs_consumer_stop(rs_consumer_t *c)
     for (size_t i = 0; i < c->nstreams; i++) {
         rs_stream_stats_t *st = &c->streams[i]->stats;
         rs_log(c->log, RS_LOG_INFO, "consumer",
-               "stream=%s received=%llu succeeded=%llu failed=%llu acked=%llu deleted=%llu",
+               "stream=%s received=%llu succeeded=%llu failed=%llu retried=%llu "
+               "dead_lettered=%llu acked=%llu claimed=%llu deleted=%llu",
                c->streams[i]->name, atomic_load(&st->received), atomic_load(&st->succeeded),
-               atomic_load(&st->failed), atomic_load(&st->acked), atomic_load(&st->deleted));
+               atomic_load(&st->failed), atomic_load(&st->retried),
+               atomic_load(&st->dead_lettered), atomic_load(&st->acked),
+               atomic_load(&st->claimed), atomic_load(&st->deleted));
     }
     rs_log(c->log, RS_LOG_INFO, "consumer", "stopped in %lld ms",
            (long long)((rs_clock_monotonic_ns() - start) / 1000000));
@@ -200,9 +283,11 @@ void rs_consumer_free(rs_consumer_t *c)
         if (c->streams != NULL)
             rs_stream_free(c->streams[i]);
     }
+    rs_retry_free(c->retry);
     rs_acker_free(c->acker);
     rs_pool_free(c->pool);
     rs_queue_free(c->queue);
+    free(c->jitter);
     free(c->readers);
     free(c->streams);
     free(c);

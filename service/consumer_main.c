@@ -11,6 +11,7 @@
  */
 
 #include <errno.h>
+#include <curl/curl.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <signal.h>
@@ -63,6 +64,13 @@ static int run(const rs_config_t *cfg)
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
     /* jansson seeds its hash function on first use; do it here, before threads exist. */
     json_object_seed(0);
+    /* libcurl's global state (TLS libraries included) is set up once, before any thread
+     * exists, as curl_global_init requires; the http handler's handles rely on it. */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        rs_log(log, RS_LOG_ERROR, "main", "cannot initialise libcurl");
+        rs_logger_free(log);
+        return RS_EXIT_FAILURE;
+    }
 
     char err[512];
     rs_consumer_t *c = rs_consumer_new(cfg, log, err, sizeof(err));
@@ -93,11 +101,13 @@ static int run(const rs_config_t *cfg)
     }
     if (rs_consumer_stop(c) != 0) {
         /* A handler is stuck inside a worker that still uses the service's memory: leave
-         * without freeing it. Its entry stays pending in Redis. */
-        fflush(stdout);
+         * without freeing it. Its entry stays pending in Redis. Not even stdout is flushed:
+         * the stuck worker may hold its lock (the log handler blocked on a full pipe), and
+         * every handler flushes its own output before an entry is acknowledged anyway. */
         _exit(rc);
     }
     rs_consumer_free(c);
+    curl_global_cleanup();
     rs_logger_free(log);
     return rc;
 }

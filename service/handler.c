@@ -13,7 +13,6 @@
 rs_handler_t *rs_handler_new(const rs_stream_config_t *sc, unsigned workers, rs_logger_t *log,
                              char *err, size_t errlen)
 {
-    (void)workers; /* no kind keeps per-worker state yet */
     rs_handler_t *h = NULL;
     switch (sc->handler) {
     case RS_HANDLER_LOG:
@@ -22,6 +21,11 @@ rs_handler_t *rs_handler_new(const rs_stream_config_t *sc, unsigned workers, rs_
     case RS_HANDLER_DISCARD:
         h = rs_handler_discard_new(log);
         break;
+    case RS_HANDLER_EXEC:
+        /* These two say why themselves (libcurl setup, say), not only "out of memory". */
+        return rs_handler_exec_new(sc, log, err, errlen);
+    case RS_HANDLER_HTTP:
+        return rs_handler_http_new(sc, workers, log, err, errlen);
     }
     if (h == NULL)
         snprintf(err, errlen, "stream %s: cannot create the %s handler: out of memory", sc->name,

@@ -3,8 +3,8 @@
 
 /*
  * The handler interface: what a worker runs for each entry of a stream. Each kind lives in
- * its own file (handler_log.c, handler_discard.c; exec and HTTP come later) and is created
- * from the stream's configuration by rs_handler_new().
+ * its own file (handler_log.c, handler_discard.c, handler_exec.c, handler_http.c) and is
+ * created from the stream's configuration by rs_handler_new().
  *
  * A handler instance belongs to one stream and is called concurrently by every worker
  * thread; `worker` (0 .. threads-1) lets a kind keep per-worker state (a libcurl handle, say)
@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "config.h"
 #include "entry.h"
@@ -66,5 +67,30 @@ void rs_handler_free(rs_handler_t *h);
 /* Constructors of the kinds, called by rs_handler_new(). */
 rs_handler_t *rs_handler_log_new(FILE *out, rs_logger_t *log);
 rs_handler_t *rs_handler_discard_new(rs_logger_t *log);
+
+/* The "exec" handler: runs sc->exec.command once per entry (posix_spawn, no shell) with the
+ * entry's JSON on stdin and REDSTREAM_STREAM / REDSTREAM_ID / REDSTREAM_DELIVERY in an
+ * environment built from scratch; exit 0 succeeds, 75 (EX_TEMPFAIL) and a timeout are
+ * retryable, anything else fails for good. The child's output goes to `log`. Copies what it
+ * needs from `sc`. Returns NULL with a message in `err` when out of memory. Main thread. */
+rs_handler_t *rs_handler_exec_new(const rs_stream_config_t *sc, rs_logger_t *log, char *err,
+                                  size_t errlen);
+
+/* The "http" handler: sends each entry's JSON to sc->http.url with one libcurl easy handle
+ * per worker (0 .. workers-1), reused for keep-alive; 2xx succeeds, 408/429/5xx and transport
+ * errors are retryable (Retry-After honoured), other statuses fail for good.
+ * curl_global_init() must have run, before any thread started. Copies what it needs from
+ * `sc`. Returns NULL with a message in `err` when libcurl cannot be set up. Main thread. */
+rs_handler_t *rs_handler_http_new(const rs_stream_config_t *sc, unsigned workers, rs_logger_t *log,
+                                  char *err, size_t errlen);
+
+/* Longest wait a Retry-After header can ask for; longer requests are capped to it. */
+#define RS_RETRY_AFTER_MAX_MS INT64_C(3600000)
+
+/* Parses an HTTP Retry-After value: delay-seconds ("120") or an HTTP-date
+ * ("Wed, 21 Oct 2015 07:28:00 GMT", compared with `now`). Returns the wait in milliseconds,
+ * capped at RS_RETRY_AFTER_MAX_MS, 0 for a date in the past, or -1 when the text is neither.
+ * Pure; any thread. */
+int64_t rs_http_retry_after_ms(const char *value, time_t now);
 
 #endif

@@ -46,6 +46,7 @@
 #include "log.h"
 #include "message.h"
 #include "redis_conn.h"
+#include "replay.h"
 #include "version.h"
 
 #define LOG_MODULE "producer"
@@ -83,6 +84,8 @@ typedef struct {
     int64_t interval_ms;
     uint64_t count;  /* 0: run until stopped */
     uint64_t maxlen; /* 0: no trimming */
+    const char *replay_dlq; /* --replay-dlq: replay this dead-letter stream instead */
+    bool dry_run;
 } flags_t;
 
 /* Everything the publishing loop uses; lives on main's stack. */
@@ -125,6 +128,10 @@ static void usage(FILE *out)
             "      --count N            stop after N entries (N >= 1; default: never)\n"
             "      --maxlen N           trim the stream to about N entries (XADD MAXLEN ~ N,\n"
             "                           N >= 1; default: no trimming)\n"
+            "      --replay-dlq STREAM  instead of publishing, move the dead letters of STREAM\n"
+            "                           (or of the dead-letter stream STREAM itself) back to\n"
+            "                           their original streams; --count N moves at most N\n"
+            "      --dry-run            with --replay-dlq: list what would move, change nothing\n"
             "  -h, --help               show this help and exit\n"
             "  -V, --version            show the version and exit\n"
             "\n"
@@ -183,6 +190,8 @@ static int parse_flags(int argc, char **argv, flags_t *fl)
         OPT_INTERVAL,
         OPT_COUNT,
         OPT_MAXLEN,
+        OPT_REPLAY_DLQ,
+        OPT_DRY_RUN,
     };
     static const struct option options[] = {
         {"config", required_argument, NULL, 'c'},
@@ -194,6 +203,8 @@ static int parse_flags(int argc, char **argv, flags_t *fl)
         {"interval", required_argument, NULL, OPT_INTERVAL},
         {"count", required_argument, NULL, OPT_COUNT},
         {"maxlen", required_argument, NULL, OPT_MAXLEN},
+        {"replay-dlq", required_argument, NULL, OPT_REPLAY_DLQ},
+        {"dry-run", no_argument, NULL, OPT_DRY_RUN},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -251,6 +262,16 @@ static int parse_flags(int argc, char **argv, flags_t *fl)
             if (parse_positive("--maxlen", optarg, &fl->maxlen) != 0)
                 return -1;
             break;
+        case OPT_REPLAY_DLQ:
+            if (optarg[0] == '\0') {
+                usage_error("--replay-dlq: must not be empty");
+                return -1;
+            }
+            fl->replay_dlq = optarg;
+            break;
+        case OPT_DRY_RUN:
+            fl->dry_run = true;
+            break;
         case 'h':
             usage(stdout);
             return 1;
@@ -265,6 +286,10 @@ static int parse_flags(int argc, char **argv, flags_t *fl)
     }
     if (optind < argc) {
         usage_error("unexpected argument '%s'", argv[optind]);
+        return -1;
+    }
+    if (fl->dry_run && fl->replay_dlq == NULL) {
+        usage_error("--dry-run: only meaningful with --replay-dlq");
         return -1;
     }
     return 0;
@@ -521,6 +546,27 @@ static int run(producer_t *p)
     return code;
 }
 
+/* --replay-dlq: moves dead letters back. `name` is a stream or its dead-letter stream. */
+static int replay(producer_t *p, const char *name, bool dry_run)
+{
+    const char *suffix = p->cfg->group.dead_letter_suffix;
+    size_t nlen = strlen(name), slen = strlen(suffix);
+    char dlq[1024];
+    if (nlen >= slen && strcmp(name + nlen - slen, suffix) == 0)
+        snprintf(dlq, sizeof(dlq), "%s", name);
+    else
+        snprintf(dlq, sizeof(dlq), "%s%s", name, suffix);
+    char err[512];
+    long n = rs_replay_dlq(p->redis, p->log, dlq, p->count, dry_run, stdout, err, sizeof(err));
+    if (n < 0) {
+        rs_log(p->log, RS_LOG_ERROR, LOG_MODULE, "replaying %s: %s", dlq, err);
+        return RS_EXIT_FAILURE;
+    }
+    rs_log(p->log, RS_LOG_INFO, LOG_MODULE, "%s %ld dead letters of %s", dry_run ? "listed" : "moved",
+           n, dlq);
+    return RS_EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
     flags_t fl;
@@ -596,7 +642,7 @@ int main(int argc, char **argv)
     rs_redis_status_t st = rs_redis_connect(p.redis);
     if (st == RS_REDIS_OK) {
         rs_log(p.log, RS_LOG_INFO, LOG_MODULE, "connected to redis %s", rs_redis_addr(p.redis));
-        rc = run(&p);
+        rc = fl.replay_dlq != NULL ? replay(&p, fl.replay_dlq, fl.dry_run) : run(&p);
     } else {
         rs_log(p.log, RS_LOG_ERROR, LOG_MODULE, "%s", rs_redis_errstr(p.redis));
         rc = exit_code_for(st);

@@ -39,7 +39,21 @@
 #include "clock.h"
 #include "redis_conn.h"
 
-typedef enum { ST_CONNECT, ST_GROUP, ST_RECOVER, ST_READ } reader_state_t;
+typedef enum { ST_CONNECT, ST_GROUP, ST_RECOVER, ST_READ, ST_CLAIM } reader_state_t;
+
+/* Bounds on the time between two claim passes (half of group.claim_idle_ms). */
+#define CLAIM_INTERVAL_MIN_MS 100
+#define CLAIM_INTERVAL_MAX_MS 30000
+/* XAUTOCLAIM calls in one pass; a bigger backlog is taken over in later passes. */
+#define CLAIM_MAX_CALLS 100
+
+/* Deletes a consumer only if it has nothing pending, in one atomic step: between XINFO and
+ * DELCONSUMER it might have received entries, and deleting it would drop them from the
+ * group's pending list, so they would never be delivered again. */
+static const char delete_idle_consumer_lua[] =
+    "if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) > 0 then "
+    "return -1 end "
+    "return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])";
 
 struct rs_reader {
     const rs_config_t *cfg;
@@ -51,6 +65,9 @@ struct rs_reader {
     rs_entry_t **batch;   /* read_count slots; reader thread only */
     uint64_t *counts;     /* read_count delivery counts; reader thread only */
     const char **deleted; /* read_count ids of deleted entries; reader thread only */
+
+    int64_t claim_interval_ms; /* between two XAUTOCLAIM passes */
+    int64_t next_claim_ns;     /* CLOCK_MONOTONIC; reader thread only */
 
     pthread_t thread;
     bool started;
@@ -98,6 +115,11 @@ rs_reader_t *rs_reader_new(const rs_config_t *cfg, rs_stream_t *stream, rs_queue
     r->q = q;
     r->log = log;
     r->wake_fd = -1;
+    r->claim_interval_ms = cfg->group.claim_idle_ms / 2;
+    if (r->claim_interval_ms < CLAIM_INTERVAL_MIN_MS)
+        r->claim_interval_ms = CLAIM_INTERVAL_MIN_MS;
+    if (r->claim_interval_ms > CLAIM_INTERVAL_MAX_MS)
+        r->claim_interval_ms = CLAIM_INTERVAL_MAX_MS;
     rs_backoff_init(&r->errors, 100, 5000, 0);
     pthread_mutex_init(&r->lock, NULL);
     pthread_condattr_t attr;
@@ -207,25 +229,31 @@ static reader_state_t do_group(rs_reader_t *r)
     return next;
 }
 
-/* Finds the entry list in an XREADGROUP reply ([[stream, [[id, fields], ...]]]) and checks
- * that every element has a string id that fits an entry. Returns NULL for a malformed reply. */
-static const redisReply *entry_list(const redisReply *reply)
+/* Checks that every element of an entry list has a string id that fits an entry. */
+static bool valid_entries(const redisReply *list)
 {
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 1)
-        return NULL;
-    const redisReply *s = reply->element[0];
-    if (s->type != REDIS_REPLY_ARRAY || s->elements != 2 ||
-        s->element[1]->type != REDIS_REPLY_ARRAY)
-        return NULL;
-    const redisReply *list = s->element[1];
+    if (list->type != REDIS_REPLY_ARRAY)
+        return false;
     for (size_t i = 0; i < list->elements; i++) {
         const redisReply *e = list->element[i];
         if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
             e->element[0]->type != REDIS_REPLY_STRING || e->element[0]->len == 0 ||
             e->element[0]->len >= RS_ENTRY_ID_MAX)
-            return NULL;
+            return false;
     }
-    return list;
+    return true;
+}
+
+/* Finds the entry list in an XREADGROUP reply ([[stream, [[id, fields], ...]]]). Returns NULL
+ * for a malformed reply. */
+static const redisReply *entry_list(const redisReply *reply)
+{
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 1)
+        return NULL;
+    const redisReply *s = reply->element[0];
+    if (s->type != REDIS_REPLY_ARRAY || s->elements != 2 || !valid_entries(s->element[1]))
+        return NULL;
+    return s->element[1];
 }
 
 /* Acknowledges entries found deleted from the stream while pending (nil fields): they can
@@ -328,12 +356,13 @@ static int push_entries(rs_reader_t *r, const redisReply *list, const uint64_t *
     return 0;
 }
 
-/* Sends XREADGROUP for up to `count` entries after `id` (">" for new ones). */
-static redisReply *xreadgroup(rs_reader_t *r, size_t count, bool block, const char *id)
+/* Sends XREADGROUP for up to `count` entries after `id` (">" for new ones), blocking up to
+ * `block_ms` (-1: no BLOCK). */
+static redisReply *xreadgroup(rs_reader_t *r, size_t count, long block_ms, const char *id)
 {
     char count_s[24], block_s[24];
     snprintf(count_s, sizeof(count_s), "%zu", count);
-    snprintf(block_s, sizeof(block_s), "%d", r->cfg->group.block_ms);
+    snprintf(block_s, sizeof(block_s), "%ld", block_ms);
     const char *argv[12];
     int argc = 0;
     argv[argc++] = "XREADGROUP";
@@ -342,7 +371,7 @@ static redisReply *xreadgroup(rs_reader_t *r, size_t count, bool block, const ch
     argv[argc++] = r->cfg->group.consumer;
     argv[argc++] = "COUNT";
     argv[argc++] = count_s;
-    if (block) {
+    if (block_ms >= 0) {
         argv[argc++] = "BLOCK";
         argv[argc++] = block_s;
     }
@@ -355,8 +384,10 @@ static redisReply *xreadgroup(rs_reader_t *r, size_t count, bool block, const ch
     return rs_redis_command_argv(r->redis, argc, argv, argvlen);
 }
 
-/* Handles an error reply to XREADGROUP: NOGROUP means the group (or the stream) vanished. */
-static reader_state_t read_error(rs_reader_t *r, const redisReply *reply, reader_state_t same)
+/* Handles an error reply to `what` (XREADGROUP, XAUTOCLAIM): NOGROUP means the group (or the
+ * stream) vanished. */
+static reader_state_t read_error(rs_reader_t *r, const char *what, const redisReply *reply,
+                                 reader_state_t same)
 {
     if (is_error(reply, "NOGROUP")) {
         rs_log(r->log, RS_LOG_WARN, "reader",
@@ -365,8 +396,9 @@ static reader_state_t read_error(rs_reader_t *r, const redisReply *reply, reader
         atomic_store(&r->ready, false);
         return ST_GROUP;
     }
-    error_backoff(r, "XREADGROUP failed",
-                  reply->type == REDIS_REPLY_ERROR ? reply->str : "malformed reply");
+    char label[48];
+    snprintf(label, sizeof(label), "%s failed", what);
+    error_backoff(r, label, reply->type == REDIS_REPLY_ERROR ? reply->str : "malformed reply");
     return same;
 }
 
@@ -383,7 +415,7 @@ static reader_state_t do_recover(rs_reader_t *r)
             next = ST_RECOVER;
             break;
         }
-        redisReply *reply = xreadgroup(r, k, false, last);
+        redisReply *reply = xreadgroup(r, k, -1, last);
         if (reply == NULL) {
             rs_queue_unreserve(r->q, k);
             next = connection_lost(r);
@@ -393,7 +425,7 @@ static reader_state_t do_recover(rs_reader_t *r)
         if (list == NULL || list->elements == 0) {
             rs_queue_unreserve(r->q, k);
             if (reply->type != REDIS_REPLY_NIL && list == NULL)
-                next = read_error(r, reply, ST_RECOVER);
+                next = read_error(r, "XREADGROUP", reply, ST_RECOVER);
             freeReplyObject(reply);
             break;
         }
@@ -429,7 +461,12 @@ static reader_state_t do_read(rs_reader_t *r)
     size_t k = rs_queue_reserve(r->q, (size_t)r->cfg->group.read_count, &r->stop);
     if (k == 0)
         return ST_READ; /* stopping */
-    redisReply *reply = xreadgroup(r, k, true, ">");
+    /* Wake up in time for the next claim pass. */
+    int64_t until_claim = (r->next_claim_ns - rs_clock_monotonic_ns()) / 1000000;
+    long block = r->cfg->group.block_ms;
+    if (until_claim < block)
+        block = until_claim > 1 ? (long)until_claim : 1;
+    redisReply *reply = xreadgroup(r, k, block, ">");
     if (reply == NULL) {
         rs_queue_unreserve(r->q, k);
         return connection_lost(r);
@@ -439,7 +476,7 @@ static reader_state_t do_read(rs_reader_t *r)
     if (reply->type != REDIS_REPLY_NIL) {
         const redisReply *list = entry_list(reply);
         if (list == NULL) {
-            next = read_error(r, reply, ST_READ);
+            next = read_error(r, "XREADGROUP", reply, ST_READ);
         } else {
             if (push_entries(r, list, NULL, &pushed) != 0)
                 next = connection_lost(r);
@@ -447,6 +484,150 @@ static reader_state_t do_read(rs_reader_t *r)
     }
     rs_queue_unreserve(r->q, k - pushed);
     freeReplyObject(reply);
+    if (next == ST_READ && rs_clock_monotonic_ns() >= r->next_claim_ns)
+        next = ST_CLAIM;
+    return next;
+}
+
+/* Reads a field of an XINFO CONSUMERS entry (a flat name/value array). */
+static const redisReply *info_field(const redisReply *info, const char *name)
+{
+    for (size_t i = 0; i + 1 < info->elements; i += 2) {
+        const redisReply *k = info->element[i];
+        if (k->type == REDIS_REPLY_STRING && strcmp(k->str, name) == 0)
+            return info->element[i + 1];
+    }
+    return NULL;
+}
+
+/* Deletes the group's consumers that have been idle longer than idle_consumer_timeout_ms
+ * with nothing pending (never this one). Returns -1 when the connection was lost. */
+static int delete_idle_consumers(rs_reader_t *r)
+{
+    const rs_config_t *cfg = r->cfg;
+    const char *argv[] = {"XINFO", "CONSUMERS", r->stream->name, cfg->group.name};
+    size_t argvlen[4];
+    for (int i = 0; i < 4; i++)
+        argvlen[i] = strlen(argv[i]);
+    redisReply *reply = rs_redis_command_argv(r->redis, 4, argv, argvlen);
+    if (reply == NULL)
+        return -1;
+    int rc = 0;
+    for (size_t i = 0; reply->type == REDIS_REPLY_ARRAY && i < reply->elements && rc == 0; i++) {
+        const redisReply *info = reply->element[i];
+        if (info->type != REDIS_REPLY_ARRAY)
+            continue;
+        const redisReply *name = info_field(info, "name");
+        const redisReply *pending = info_field(info, "pending");
+        const redisReply *idle = info_field(info, "idle");
+        if (name == NULL || name->type != REDIS_REPLY_STRING || pending == NULL ||
+            pending->type != REDIS_REPLY_INTEGER || idle == NULL ||
+            idle->type != REDIS_REPLY_INTEGER || pending->integer != 0 ||
+            idle->integer <= cfg->group.idle_consumer_timeout_ms ||
+            strcmp(name->str, cfg->group.consumer) == 0)
+            continue;
+        const char *eval[] = {"EVAL", delete_idle_consumer_lua, "1", r->stream->name,
+                              cfg->group.name, name->str};
+        size_t evallen[6];
+        for (int j = 0; j < 6; j++)
+            evallen[j] = strlen(eval[j]);
+        evallen[5] = (size_t)name->len; /* consumer names are binary-safe */
+        redisReply *del = rs_redis_command_argv(r->redis, 6, eval, evallen);
+        if (del == NULL) {
+            rc = -1;
+        } else if (del->type == REDIS_REPLY_INTEGER && del->integer >= 0) {
+            rs_log(r->log, RS_LOG_INFO, "reader",
+                   "stream=%s removed consumer %s from group %s: idle %lld ms, nothing pending",
+                   r->stream->name, name->str, cfg->group.name, idle->integer);
+        } else if (del->type == REDIS_REPLY_ERROR) {
+            rs_log(r->log, RS_LOG_WARN, "reader", "stream=%s cannot remove consumer %s: %s",
+                   r->stream->name, name->str, del->str);
+        }
+        freeReplyObject(del);
+    }
+    freeReplyObject(reply);
+    return rc;
+}
+
+/* One claim pass: XAUTOCLAIM entries pending longer than claim_idle_ms on any consumer of
+ * the group (a crashed instance, or a reply of ours that was lost), carrying the cursor until
+ * the pending list has been walked, and queue them like new entries with their delivery
+ * counts. Then remove consumers that went away for good. */
+static reader_state_t do_claim(rs_reader_t *r)
+{
+    const rs_config_t *cfg = r->cfg;
+    char cursor[RS_ENTRY_ID_MAX] = "0-0";
+    char idle[24];
+    snprintf(idle, sizeof(idle), "%d", cfg->group.claim_idle_ms);
+    size_t claimed = 0;
+    reader_state_t next = ST_READ;
+
+    for (int call = 0; call < CLAIM_MAX_CALLS; call++) {
+        size_t k = rs_queue_reserve(r->q, (size_t)cfg->group.read_count, &r->stop);
+        if (k == 0)
+            return ST_CLAIM; /* stopping */
+        char count[24];
+        snprintf(count, sizeof(count), "%zu", k);
+        const char *argv[] = {"XAUTOCLAIM", r->stream->name, cfg->group.name,
+                              cfg->group.consumer, idle, cursor, "COUNT", count};
+        size_t argvlen[8];
+        for (int i = 0; i < 8; i++)
+            argvlen[i] = strlen(argv[i]);
+        redisReply *reply = rs_redis_command_argv(r->redis, 8, argv, argvlen);
+        if (reply == NULL) {
+            rs_queue_unreserve(r->q, k);
+            return connection_lost(r);
+        }
+        /* Redis 7: [next cursor, [entries], [deleted ids]]; 6.2 has no third element. */
+        if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2 ||
+            reply->element[0]->type != REDIS_REPLY_STRING ||
+            reply->element[0]->len >= RS_ENTRY_ID_MAX || !valid_entries(reply->element[1])) {
+            rs_queue_unreserve(r->q, k);
+            next = read_error(r, "XAUTOCLAIM", reply, ST_READ);
+            freeReplyObject(reply);
+            break;
+        }
+        const redisReply *list = reply->element[1];
+        size_t pushed = 0;
+        int rc = 0;
+        if (list->elements > 0) {
+            rc = pending_counts(r, list, r->counts);
+            if (rc == 0)
+                rc = push_entries(r, list, r->counts, &pushed);
+        }
+        rs_queue_unreserve(r->q, k - pushed);
+        claimed += pushed;
+        if (rc == 0 && reply->elements >= 3 && reply->element[2]->type == REDIS_REPLY_ARRAY) {
+            /* Trimmed from the stream while pending: Redis has already dropped them from
+             * the pending list; acknowledging them again is harmless and keeps the count. */
+            const redisReply *gone = reply->element[2];
+            for (size_t off = 0; off < gone->elements && rc == 0; off += 64) {
+                const char *ids[64];
+                size_t n = 0;
+                for (size_t i = off; i < gone->elements && n < 64; i++)
+                    if (gone->element[i]->type == REDIS_REPLY_STRING)
+                        ids[n++] = gone->element[i]->str;
+                rc = ack_deleted(r, ids, n);
+            }
+        }
+        memcpy(cursor, reply->element[0]->str, (size_t)reply->element[0]->len);
+        cursor[reply->element[0]->len] = '\0';
+        freeReplyObject(reply);
+        if (rc != 0)
+            return connection_lost(r);
+        if (strcmp(cursor, "0-0") == 0)
+            break;
+    }
+    if (claimed > 0) {
+        atomic_fetch_add(&r->stream->stats.claimed, claimed);
+        rs_log(r->log, RS_LOG_INFO, "reader",
+               "stream=%s claimed %zu entries pending longer than %d ms", r->stream->name,
+               claimed, cfg->group.claim_idle_ms);
+    }
+    if (next == ST_READ && cfg->group.idle_consumer_timeout_ms > 0 &&
+        delete_idle_consumers(r) != 0)
+        return connection_lost(r);
+    r->next_claim_ns = rs_clock_monotonic_ns() + r->claim_interval_ms * 1000000;
     return next;
 }
 
@@ -467,6 +648,9 @@ static void *reader_main(void *arg)
             break;
         case ST_READ:
             st = do_read(r);
+            break;
+        case ST_CLAIM:
+            st = do_claim(r);
             break;
         }
     }

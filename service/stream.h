@@ -18,12 +18,16 @@
 #include "handler.h"
 
 typedef struct {
-    atomic_ullong received;  /* entries read from Redis (new and redelivered) */
-    atomic_ullong succeeded; /* handler returned success */
-    atomic_ullong failed;    /* handler failed; entry left pending */
-    atomic_ullong acked;     /* acknowledged in Redis */
-    atomic_ullong deleted;   /* pending entries found deleted from the stream, acked */
+    atomic_ullong received;      /* entries read from Redis (new, redelivered, claimed) */
+    atomic_ullong succeeded;     /* handler returned success */
+    atomic_ullong retried;       /* retryable failure, scheduled for another delivery */
+    atomic_ullong failed;        /* handler failed (retryable or not) */
+    atomic_ullong dead_lettered; /* moved to the dead-letter stream */
+    atomic_ullong acked;         /* acknowledged in Redis */
+    atomic_ullong deleted;       /* pending entries found deleted from the stream, acked */
+    atomic_ullong claimed;       /* entries taken over from idle consumers (XAUTOCLAIM) */
 } rs_stream_stats_t;
+
 
 typedef struct rs_stream {
     const rs_stream_config_t *cfg; /* borrowed from the configuration */

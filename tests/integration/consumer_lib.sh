@@ -85,15 +85,39 @@ cl_spawn_consumer() {
     rs_spawn "$1" "$RS_CONSUMER" -c "$2"
 }
 
-# cl_spawn_to NAME STDOUT CMD...: like rs_spawn, but stdout goes to STDOUT (a FIFO, say).
-# Sets RS_PID and RS_ERR.
-cl_spawn_to() {
-    local name=$1 out=$2
-    shift 2
+# cl_spawn_io NAME STDIN STDOUT CMD...: like rs_spawn, but with stdin from STDIN and stdout
+# to STDOUT (a FIFO, say; "" keeps rs_spawn's $RS_TMP/NAME.out). rs_spawn cannot take a
+# redirection of stdin: a background command without job control gets /dev/null instead.
+# Sets RS_PID, RS_OUT and RS_ERR.
+cl_spawn_io() {
+    local name=$1 in=$2
+    RS_OUT=${3:-$RS_TMP/$name.out}
     RS_ERR=$RS_TMP/$name.err
-    "$@" >"$out" 2>"$RS_ERR" &
+    shift 3
+    "$@" <"$in" >"$RS_OUT" 2>"$RS_ERR" &
     RS_PID=$!
     rs_track "$RS_PID"
+}
+
+# cl_wait_for PID SECONDS CMD...: rs_wait_for CMD with a deadline of SECONDS, but fails the
+# test at once when PID (the consumer) exits first, instead of polling a dead process until the
+# deadline. Returns 1 at the deadline so the caller can say what was missing.
+cl_wait_for() {
+    local pid=$1 timeout=$2
+    shift 2
+    CL_WAIT_PID=$pid RS_WAIT_TIMEOUT=$timeout rs_wait_for _cl_done_or_exited "$@" || return 1
+    if rs_exited "$pid" && ! "$@"; then
+        rs_fail "process $pid exited while waiting for: $*"
+    fi
+}
+_cl_done_or_exited() {
+    rs_exited "$CL_WAIT_PID" || "$@"
+}
+
+# cl_fail WORDS...: rs_fail with its arguments joined, for messages too long for one line
+# (rs_fail reports only its first argument).
+cl_fail() {
+    rs_fail "$*"
 }
 
 # cl_now_ms: wall-clock milliseconds, for measuring how long something took.
@@ -109,17 +133,18 @@ cl_rss_kb() {
     echo "${v:-0}"
 }
 
-# cl_stop_consumer PID [SHUTDOWN_MS]: SIGTERM, then waits for the exit; fails unless it
-# exits within SHUTDOWN_MS (default 5000) plus a margin (scaled for sanitizers). Sets RS_RC
-# and CL_STOP_MS (how long the exit took).
+# cl_stop_consumer PID [SHUTDOWN_MS [SIGNAL]]: sends SIGNAL (default TERM), then waits for
+# the exit; fails unless it exits within SHUTDOWN_MS (default 5000) plus a margin (scaled for
+# sanitizers). Sets RS_RC and CL_STOP_MS (how long the exit took).
 cl_stop_consumer() {
-    local pid=$1 shutdown_ms=${2:-5000}
+    local pid=$1 shutdown_ms=${2:-5000} signal=${3:-TERM}
     local start limit_s
     # One second of margin for process teardown (two with a sanitizer's exit-time checks).
     limit_s=$(((shutdown_ms + 999) / 1000 + RS_SCALE))
     start=$(cl_now_ms)
-    kill -TERM "$pid"
+    kill -"$signal" "$pid"
     rs_wait_exit "$pid" "$limit_s"
+    # shellcheck disable=SC2034 # read by the test scripts
     CL_STOP_MS=$(($(cl_now_ms) - start))
 }
 
@@ -175,7 +200,9 @@ cl_group_exists() {
 
 # cl_count_lines FILE STREAM: JSON lines the log handler wrote for STREAM so far.
 cl_count_lines() {
-    grep -c "^{\"stream\":\"$2\"," "$1" 2>/dev/null || true
+    local n
+    n=$(grep -c "^{\"stream\":\"$2\"," "$1" 2>/dev/null) || true
+    echo "${n:-0}"
 }
 
 # cl_has_lines FILE STREAM N: true once FILE holds at least N lines for STREAM.
@@ -204,8 +231,10 @@ cl_pipe() {
     [[ $out == *"errors: 0,"* ]] || rs_fail "redis-cli --pipe reported errors: $out"
 }
 
-# cl_slow_reader COUNTFILE DELAY_MS: reads lines from stdin, sleeping DELAY_MS after each,
-# and keeps the number read in COUNTFILE (replaced atomically every 50 lines and at EOF).
+# cl_slow_reader COUNTFILE DELAY_MS [INPUT [COPY]]: reads lines from INPUT (a FIFO, say;
+# default "-", stdin), sleeping DELAY_MS (fractions allowed) after each, and keeps the number
+# read in COUNTFILE (replaced atomically every 50 lines and at EOF). With COPY, every line is
+# also appended to that file as it is read.
 cl_slow_reader() {
     "$RS_PYTHON" -c "$CL_PY" slow-reader "$@"
 }
@@ -243,15 +272,20 @@ def resp_xadd(path, stream, count, first="1"):
         for n in range(int(first), int(first) + int(count)):
             resp(out, "XADD", stream, "*", "message", "Message #%d" % n, "type", "test", "timestamp", ts)
 
-def slow_reader(countfile, delay_ms):
-    delay, n = int(delay_ms) / 1000.0, 0
+def slow_reader(countfile, delay_ms, path="-", copy=None):
+    delay, n = float(delay_ms) / 1000.0, 0
+    src = sys.stdin.buffer if path == "-" else open(path, "rb")
+    dst = open(copy, "wb") if copy else None
     def save():
         with open(countfile + ".tmp", "w") as f:
             f.write("%d\n" % n)
         os.replace(countfile + ".tmp", countfile)
     save()
-    for _ in sys.stdin.buffer:
+    for line in src:
         n += 1
+        if dst:
+            dst.write(line)
+            dst.flush()
         if n % 50 == 0:
             save()
         time.sleep(delay)

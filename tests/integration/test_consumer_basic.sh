@@ -59,6 +59,7 @@ sys.exit(1 if bad else 0)
 PY
 }
 
+# shellcheck disable=SC2119 # no extra redis-server arguments
 rs_start_redis
 conf=$(cl_config basic)
 
@@ -89,8 +90,8 @@ all_done() {
     cl_has_lines "$out" events "$PER_STREAM" && cl_has_lines "$out" logs "$PER_STREAM" &&
         cl_settled events logs
 }
-RS_WAIT_TIMEOUT=$((20 * RS_SCALE)) rs_wait_for all_done ||
-    rs_fail "not all handled and acked: events $(cl_count_lines "$out" events) lines," \
+cl_wait_for "$pid" $((20 * RS_SCALE)) all_done ||
+    cl_fail "not all handled and acked: events $(cl_count_lines "$out" events) lines," \
         "pending $(cl_pending events), lag $(cl_group_field events lag); logs" \
         "$(cl_count_lines "$out" logs) lines, pending $(cl_pending logs)," \
         "lag $(cl_group_field logs lag)"
@@ -119,10 +120,10 @@ cl_spawn_consumer down "$conf_down"
 pid=$RS_PID
 out=$RS_OUT
 err=$RS_ERR
-rs_wait_for grep -qE " WARN .*127\.0\.0\.1:$port" "$err" ||
+cl_wait_for "$pid" $((5 * RS_SCALE)) grep -qsE " WARN .*127\.0\.0\.1:$port" "$err" ||
     rs_fail "no warning naming 127.0.0.1:$port"
 # Retrying, not given up: a later attempt is logged and the process is still there.
-RS_WAIT_TIMEOUT=$((5 * RS_SCALE)) rs_wait_for grep -q "still unreachable" "$err" ||
+cl_wait_for "$pid" $((5 * RS_SCALE)) grep -qs "still unreachable" "$err" ||
     rs_fail "no second connection attempt logged"
 rs_exited "$pid" && rs_fail "the consumer exited while Redis was down"
 rs_assert_file_lacks "$err" "$RS_REDIS_PASSWORD"
@@ -136,13 +137,17 @@ down_done() {
     cl_has_lines "$out" events 20 && cl_has_lines "$out" logs 20 && cl_settled events logs
 }
 # The backoff caps at 5 s between attempts, so allow for one full step.
-RS_WAIT_TIMEOUT=$((15 * RS_SCALE)) rs_wait_for down_done ||
-    rs_fail "not handled after Redis came up: events $(cl_count_lines "$out" events)," \
+cl_wait_for "$pid" $((15 * RS_SCALE)) down_done ||
+    cl_fail "not handled after Redis came up: events $(cl_count_lines "$out" events)," \
         "logs $(cl_count_lines "$out" logs) lines"
 check_demo_output "$EXPECTED" "$out"
 rs_assert_file_contains "$err" "connected to redis 127.0.0.1:$port after"
+rs_pass
+
+rs_case "SIGINT stops it like SIGTERM: status 0, no ERROR line"
 RS_ERR=$err
-cl_stop_consumer "$pid" 5000
+cl_stop_consumer "$pid" 5000 INT
 rs_assert_exit 0
 cl_assert_clean_stderr "$err"
+rs_assert_file_contains "$err" "received Interrupt"
 rs_pass

@@ -187,6 +187,9 @@ static void assert_same_settings(const rs_config_t *a, const rs_config_t *b)
     assert_int_equal(a->group.block_ms, b->group.block_ms);
     assert_int_equal(a->group.max_deliveries, b->group.max_deliveries);
     assert_int_equal(a->group.claim_idle_ms, b->group.claim_idle_ms);
+    assert_int_equal(a->group.retry_base_ms, b->group.retry_base_ms);
+    assert_int_equal(a->group.retry_max_ms, b->group.retry_max_ms);
+    assert_int_equal(a->group.idle_consumer_timeout_ms, b->group.idle_consumer_timeout_ms);
     assert_string_equal(a->group.dead_letter_suffix, b->group.dead_letter_suffix);
     assert_int_equal(a->workers.threads, b->workers.threads);
     assert_int_equal(a->workers.queue_capacity, b->workers.queue_capacity);
@@ -234,6 +237,9 @@ static void config_defaults_match_spec(void **state)
     assert_int_equal(cfg->group.block_ms, 5000);
     assert_int_equal(cfg->group.max_deliveries, 10);
     assert_int_equal(cfg->group.claim_idle_ms, 60000);
+    assert_int_equal(cfg->group.retry_base_ms, 1000);
+    assert_int_equal(cfg->group.retry_max_ms, 30000);
+    assert_int_equal(cfg->group.idle_consumer_timeout_ms, 86400000);
     assert_string_equal(cfg->group.dead_letter_suffix, ":dlq");
     assert_int_equal(cfg->workers.threads, 8);
     assert_int_equal(cfg->workers.queue_capacity, 1024);
@@ -361,9 +367,117 @@ static void config_rejects_bad_settings(void **state)
 
         /* handlers */
         {"streams = ( { name = \"a\"; handler = \"foo\"; } );\n", 1, "streams[0].handler",
-         "unknown handler 'foo' (known: log, discard)"},
+         "unknown handler 'foo' (known: log, discard, exec, http)"},
         {"streams = ( { name = \"a\"; handler = 1; } );\n", 1, "streams[0].handler",
          "must be a string, got an integer"},
+
+        /* exec: command is required, a non-empty list of strings, and runs an absolute path */
+        {"streams = (\n  { name = \"a\";\n    handler = \"exec\"; }\n);\n", 2, "streams[0].command",
+         "required setting is missing"},
+        {"streams = ( { name = \"a\"; handler = \"exec\";\n  command = [ ]; } );\n", 2,
+         "streams[0].command", "must not be empty"},
+        {"streams = ( { name = \"a\"; handler = \"exec\"; command = \"/bin/true\"; } );\n", 1,
+         "streams[0].command", "must be a list of strings like [\"a\", \"b\"], got a string"},
+        {"streams = ( { name = \"a\"; handler = \"exec\";\n  command = ( \"/bin/x\", 5 ); } );\n",
+         2, "streams[0].command[1]", "must be a string, got an integer"},
+        {"streams = ( { name = \"a\"; handler = \"exec\";\n  command = [ \"handle\", \"-v\" ]; } "
+         ");\n",
+         2, "streams[0].command[0]",
+         "must be an absolute path (the program is run directly, "
+         "without a shell or a PATH search), got 'handle'"},
+        {"streams = ( { name = \"a\"; handler = \"exec\"; command = [ \"\" ]; } );\n", 1,
+         "streams[0].command[0]", "must be an absolute path"},
+        {"streams = ( { name = \"a\"; handler = \"exec\"; command = [ \"/x\" ];\n"
+         "  timeout_ms = 0; } );\n",
+         2, "streams[0].timeout_ms", "must be between 1 and 86400000, got 0"},
+        {"streams = ( { name = \"a\"; handler = \"exec\"; command = [ \"/x\" ];\n"
+         "  timeout_ms = 86400001; } );\n",
+         2, "streams[0].timeout_ms", "must be between 1 and 86400000, got 86400001"},
+        {"streams = ( { name = \"a\"; handler = \"exec\"; command = [ \"/x\" ];\n"
+         "  timeout_ms = \"5s\"; } );\n",
+         2, "streams[0].timeout_ms", "must be an integer, got a string"},
+        /* unknown keys, also those of another kind, with suggestions from the kind's own */
+        {"streams = ( { name = \"a\"; handler = \"exec\"; command = [ \"/x\" ];\n"
+         "  comand = [ \"/x\" ]; } );\n",
+         2, "streams[0].comand", "did you mean 'command'?"},
+        {"streams = ( { name = \"a\"; handler = \"exec\"; command = [ \"/x\" ];\n"
+         "  url = \"http://h/\"; } );\n",
+         2, "streams[0].url", "unknown setting (misspelled?)"},
+        {"streams = ( { name = \"a\"; command = [ \"/x\" ]; } );\n", 1, "streams[0].command",
+         "unknown setting (misspelled?)"},
+
+        /* http: url is required, http(s) with a host */
+        {"streams = (\n  { name = \"a\"; handler = \"http\"; }\n);\n", 2, "streams[0].url",
+         "required setting is missing"},
+        {"streams = ( { name = \"a\"; handler = \"http\";\n  url = \"ftp://h/x\"; } );\n", 2,
+         "streams[0].url", "must start with http:// or https:// and name a host, got 'ftp://h/x'"},
+        {"streams = ( { name = \"a\"; handler = \"http\"; url = \"hooks.example.com\"; } );\n", 1,
+         "streams[0].url", "must start with http:// or https://"},
+        {"streams = ( { name = \"a\"; handler = \"http\"; url = \"https://\"; } );\n", 1,
+         "streams[0].url", "name a host"},
+        {"streams = ( { name = \"a\"; handler = \"http\"; url = \"http://h/a b\"; } );\n", 1,
+         "streams[0].url", "must not contain whitespace or control characters"},
+        {"streams = ( { name = \"a\"; handler = \"http\"; url = \"\"; } );\n", 1, "streams[0].url",
+         "must not be empty"},
+        /* methods with a body only */
+        {"streams = ( { name = \"a\"; handler = \"http\"; url = \"http://h/\";\n"
+         "  method = \"GET\"; } );\n",
+         2, "streams[0].method", "must be \"POST\", \"PUT\" or \"PATCH\", got 'GET'"},
+        {"streams = ( { name = \"a\"; handler = \"http\"; url = \"http://h/\"; method = \"post\"; "
+         "} );\n",
+         1, "streams[0].method", "got 'post'"},
+        /* timeouts */
+        {"streams = ( { name = \"a\"; handler = \"http\"; url = \"http://h/\";\n"
+         "  timeout_ms = 0; } );\n",
+         2, "streams[0].timeout_ms", "must be between 1 and 3600000, got 0"},
+        {"streams = ( { name = \"a\"; handler = \"http\"; url = \"http://h/\"; timeout_ms = "
+         "3600001; } );\n",
+         1, "streams[0].timeout_ms", "must be between 1 and 3600000, got 3600001"},
+        /* malformed headers, reported at the element; the value is never quoted */
+        {"streams = ( { name = \"a\"; handler = \"http\"; url = \"http://h/\";\n"
+         "  headers = [ \"X-Ok: 1\",\n    \"Authorization Bearer s3cr3t\" ]; } );\n",
+         3, "streams[0].headers[1]",
+         "must be \"Name: value\": the name 'Authorization' is followed by ' '"},
+        {"streams = ( { name = \"a\"; handler = \"http\"; url = \"http://h/\";\n"
+         "  headers = [ \"no-colon\" ]; } );\n",
+         2, "streams[0].headers[0]", "must be \"Name: value\", with a ':' after the name"},
+        {"streams = ( { name = \"a\"; handler = \"http\"; url = \"http://h/\";\n"
+         "  headers = [ \": v\" ]; } );\n",
+         2, "streams[0].headers[0]", "got an empty name"},
+        {"streams = ( { name = \"a\"; handler = \"http\"; url = \"http://h/\";\n"
+         "  headers = [ \"X-Empty:  \" ]; } );\n",
+         2, "streams[0].headers[0]", "header 'X-Empty' has an empty value"},
+        {"streams = ( { name = \"a\"; handler = \"http\"; url = \"http://h/\";\n"
+         "  headers = [ \"X-Inject: a\\r\\nHost: evil\" ]; } );\n",
+         2, "streams[0].headers[0]",
+         "the value of header 'X-Inject' contains a control character (byte 0x0d)"},
+        {"streams = ( { name = \"a\"; handler = \"http\"; url = \"http://h/\";\n"
+         "  headers = [ \"content-type: text/plain\" ]; } );\n",
+         2, "streams[0].headers[0]",
+         "header 'content-type' is set by the handler and cannot be configured"},
+        {"streams = ( { name = \"a\"; handler = \"http\"; url = \"http://h/\";\n"
+         "  headers = [ \"Idempotency-Key: x\" ]; } );\n",
+         2, "streams[0].headers[0]", "is set by the handler"},
+        {"streams = ( { name = \"a\"; handler = \"http\"; url = \"http://h/\";\n"
+         "  headers = \"X-A: 1\"; } );\n",
+         2, "streams[0].headers", "must be a list of strings"},
+        {"streams = ( { name = \"a\"; handler = \"http\"; url = \"http://h/\";\n"
+         "  headers = ( 1 ); } );\n",
+         2, "streams[0].headers[0]", "must be a string, got an integer"},
+        /* a CA file that cannot be read, resolved against the configuration's directory */
+        {"streams = ( { name = \"a\"; handler = \"http\"; url = \"https://h/\";\n"
+         "  ca_file = \"no-such-ca.pem\"; } );\n",
+         2, "streams[0].ca_file", "/no-such-ca.pem: No such file or directory"},
+        {"streams = ( { name = \"a\"; handler = \"http\"; url = \"https://h/\"; ca_file = \"\"; } "
+         ");\n",
+         1, "streams[0].ca_file", "must not be empty"},
+        /* the other kind's keys, and a misspelling */
+        {"streams = ( { name = \"a\"; handler = \"http\"; url = \"http://h/\";\n"
+         "  command = [ \"/x\" ]; } );\n",
+         2, "streams[0].command", "unknown setting (misspelled?)"},
+        {"streams = ( { name = \"a\"; handler = \"http\"; url = \"http://h/\";\n"
+         "  header = [ \"X-A: 1\" ]; } );\n",
+         2, "streams[0].header", "did you mean 'headers'?"},
 
         /* a stream that is another stream's dead-letter stream */
         {"streams = (\n  { name = \"events\"; },\n  { name = \"events:dlq\"; }\n);\n", 3,
@@ -387,6 +501,17 @@ static void config_rejects_bad_settings(void **state)
          "must be between 1 and 1000000, got 0"},
         {"group = { claim_idle_ms = 604800001; };\n", 1, "group.claim_idle_ms",
          "must be between 1 and 604800000, got 604800001"},
+        /* Retry backoff: in range, ordered, and below claim_idle_ms. */
+        {"group = { retry_base_ms = 0; };\n", 1, "group.retry_base_ms",
+         "must be between 1 and 3600000, got 0"},
+        {"group = {\n retry_base_ms = 5000;\n retry_max_ms = 4000;\n};\n", 3, "group.retry_max_ms",
+         "must not be below group.retry_base_ms (5000), got 4000"},
+        {"group = {\n claim_idle_ms = 10000;\n retry_max_ms = 10000;\n};\n", 3,
+         "group.retry_max_ms", "must be below group.claim_idle_ms (10000), got 10000"},
+        {"group = { claim_idle_ms = 20000; };\n", 1, "group.retry_max_ms",
+         "must be below group.claim_idle_ms (20000), got 30000"},
+        {"group = { idle_consumer_timeout_ms = -1; };\n", 1, "group.idle_consumer_timeout_ms",
+         "must be between 0 and 2147483647, got -1"},
         {"workers = { threads = 0; };\n", 1, "workers.threads",
          "must be between 1 and 1024, got 0"},
         {"workers = { threads = 1025; };\n", 1, "workers.threads",
@@ -929,9 +1054,94 @@ static void config_set_string_and_names(void **state)
     /* handler names as written in files */
     assert_string_equal(rs_handler_kind_name(RS_HANDLER_LOG), "log");
     assert_string_equal(rs_handler_kind_name(RS_HANDLER_DISCARD), "discard");
+    assert_string_equal(rs_handler_kind_name(RS_HANDLER_EXEC), "exec");
+    assert_string_equal(rs_handler_kind_name(RS_HANDLER_HTTP), "http");
 
     /* freeing NULL is allowed */
     rs_config_free(NULL);
+}
+
+/* The exec and http handlers' settings: defaults, every key read, the CA file resolved, and a
+ * summary that shows the command and the URL but no header value or URL password. */
+static void config_handler_settings(void **state)
+{
+    const fixture_t *fx = *state;
+    rs_config_t *cfg;
+    char *text;
+
+    /* only the required keys: the defaults apply */
+    cfg = expect_loaded(fx->dir,
+                        "streams = (\n"
+                        "  { name = \"jobs\"; handler = \"exec\"; command = [\"/bin/true\"]; },\n"
+                        "  { name = \"hooks\"; handler = \"http\"; url = \"http://h/x\"; }\n"
+                        ");\n");
+    assert_int_equal(cfg->streams[0].handler, RS_HANDLER_EXEC);
+    assert_int_equal(cfg->streams[0].exec.command.n, 1);
+    assert_string_equal(cfg->streams[0].exec.command.items[0], "/bin/true");
+    assert_null(cfg->streams[0].exec.command.items[1]); /* usable as an argv */
+    assert_int_equal(cfg->streams[0].exec.timeout_ms, 30000);
+    assert_int_equal(cfg->streams[1].handler, RS_HANDLER_HTTP);
+    assert_string_equal(cfg->streams[1].http.url, "http://h/x");
+    assert_string_equal(cfg->streams[1].http.method, "POST");
+    assert_int_equal(cfg->streams[1].http.headers.n, 0);
+    assert_int_equal(cfg->streams[1].http.timeout_ms, 10000);
+    assert_null(cfg->streams[1].http.ca_file);
+    rs_config_free(cfg);
+
+    /* every key, a list as well as an array, bounds of the ranges */
+    char *ca = write_named(fx->dir, "ca.pem", "not really a certificate\n", 0644);
+    cfg = expect_loaded(
+        fx->dir,
+        "streams = (\n"
+        "  { name = \"jobs\"; handler = \"exec\"; timeout_ms = 86400000;\n"
+        "    command = ( \"/usr/local/bin/handle\", \"--flag\", \"two words\", \"\" ); },\n"
+        "  { name = \"hooks\"; handler = \"http\"; method = \"PATCH\";\n"
+        "    url = \"https://user:pa55@hooks.example.com:8443/in?x=1\";\n"
+        "    headers = [ \"Authorization: Bearer tok-123\", \"X-Tenant:\tblue\" ];\n"
+        "    timeout_ms = 1; ca_file = \"ca.pem\"; }\n"
+        ");\n");
+    const rs_stream_config_t *ex = &cfg->streams[0], *hs = &cfg->streams[1];
+    assert_int_equal(ex->exec.timeout_ms, 86400000);
+    assert_int_equal(ex->exec.command.n, 4);
+    assert_string_equal(ex->exec.command.items[2], "two words");
+    assert_string_equal(ex->exec.command.items[3], "");
+    assert_string_equal(hs->http.method, "PATCH");
+    assert_int_equal(hs->http.timeout_ms, 1);
+    assert_int_equal(hs->http.headers.n, 2);
+    assert_string_equal(hs->http.headers.items[1], "X-Tenant:\tblue");
+    assert_string_equal(hs->http.ca_file, ca); /* resolved against the file's directory */
+
+    text = summary_of(cfg);
+    assert_contains(text, "handler exec");
+    assert_contains(text,
+                    "command /usr/local/bin/handle --flag 'two words' '', timeout 86400000 ms");
+    assert_contains(text, "handler http");
+    assert_contains(text, "PATCH https://***@hooks.example.com:8443/in?x=1, timeout 1 ms");
+    assert_contains(text, "headers Authorization, X-Tenant");
+    assert_null(strstr(text, "tok-123"));
+    assert_null(strstr(text, "blue"));
+    assert_null(strstr(text, "pa55"));
+    free(text);
+    rs_config_free(cfg);
+    free(ca);
+
+    /* a rejected header never shows its value */
+    char err[1024] = "";
+    char *path =
+        write_config(fx->dir, "streams = ( { name = \"a\"; handler = \"http\";\n"
+                              "  url = \"http://h/\"; headers = [ \"Auth\\ntok-456\" ]; } );\n");
+    assert_null(rs_config_load(path, err, sizeof(err)));
+    assert_contains(err, "streams[0].headers[0]");
+    assert_null(strstr(err, "tok-456"));
+    free(path);
+
+    /* a handler kind that takes no settings prints no second line */
+    cfg = expect_loaded(fx->dir, "streams = ( { name = \"bench\"; handler = \"discard\"; } );\n");
+    text = summary_of(cfg);
+    assert_null(strstr(text, "command"));
+    assert_null(strstr(text, "POST"));
+    free(text);
+    rs_config_free(cfg);
 }
 
 #define FIXTURE_TEST(f) cmocka_unit_test_setup_teardown(f, fixture_setup, fixture_teardown)
@@ -955,6 +1165,7 @@ int main(void)
         FIXTURE_TEST(config_set_redis_addr_accepts),
         FIXTURE_TEST(config_set_redis_addr_rejects),
         FIXTURE_TEST(config_summary_hides_password),
+        FIXTURE_TEST(config_handler_settings),
         FIXTURE_TEST(config_set_string_and_names),
     };
     /* clang-format on */

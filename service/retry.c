@@ -1,0 +1,387 @@
+/*
+ * The retry scheduler thread.
+ *
+ * DESIGN: a binary min-heap of (due time, stream, id, deliveries so far), fixed at the queue's
+ * capacity, guarded by one mutex; one thread ("rs-retry") sleeps on a CLOCK_MONOTONIC
+ * condition variable until the earliest due time, takes up to RETRY_BATCH due ids of one
+ * stream, reserves room for them in the work queue (blocking there is fine: the queue being
+ * full is exactly when retries should wait), and sends
+ *     XCLAIM <stream> <group> <consumer> <min-idle> <id> ...
+ * on its own connection. XCLAIM re-delivers the entries with their fields and increments
+ * Redis's delivery counter, so a retry is counted where every consumer of the group can see
+ * it, and survives a crash of this process.
+ *
+ * min-idle is the shortest backoff of the batch less a margin: if another consumer took the
+ * entry meanwhile (its idle time was reset), XCLAIM returns nothing for it and we drop it
+ * from our books instead of stealing it back. An id XCLAIM does not return (claimed
+ * elsewhere, acknowledged, or deleted from the stream) is settled here.
+ *
+ * On a lost connection the batch goes back into the heap, due at once, and the thread
+ * reconnects with backoff. Stopping abandons what waits: those entries stay pending in
+ * Redis and are delivered again at the next start.
+ *
+ * r->lock is a leaf: it is never held while another lock is taken (streams are settled
+ * outside it), across a network call, or across rs_queue_reserve().
+ */
+
+#include "retry.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "entry.h"
+#include "redis_conn.h"
+
+#define RETRY_BATCH 64                        /* ids per XCLAIM */
+#define MIN_IDLE_MARGIN_MS 50                 /* slack for clocks and scheduling */
+#define NS_PER_MS INT64_C(1000000)
+
+typedef struct {
+    int64_t due_ns;
+    int64_t delay_ms;
+    rs_stream_t *stream;
+    uint64_t delivery;
+    char id[RS_ENTRY_ID_MAX];
+} retry_item_t;
+
+struct rs_retry {
+    const rs_config_t *cfg;
+    rs_queue_t *q;
+    rs_logger_t *log;
+    rs_redis_t *redis; /* retry thread only */
+
+    pthread_t thread;
+    bool started;
+    atomic_bool stop;
+    atomic_size_t waiting; /* == n, readable without the lock */
+
+    pthread_mutex_t lock;
+    pthread_cond_t cond; /* CLOCK_MONOTONIC; new earliest item, or stop */
+    retry_item_t *heap;  /* guarded by lock */
+    size_t n, cap;       /* guarded by lock */
+};
+
+/* --- the heap (caller holds r->lock) ------------------------------------------------------- */
+
+static void heap_swap(retry_item_t *a, retry_item_t *b)
+{
+    retry_item_t t = *a;
+    *a = *b;
+    *b = t;
+}
+
+static void heap_push_locked(rs_retry_t *r, const retry_item_t *it)
+{
+    size_t i = r->n++;
+    r->heap[i] = *it;
+    while (i > 0 && r->heap[(i - 1) / 2].due_ns > r->heap[i].due_ns) {
+        heap_swap(&r->heap[(i - 1) / 2], &r->heap[i]);
+        i = (i - 1) / 2;
+    }
+    atomic_store_explicit(&r->waiting, r->n, memory_order_relaxed);
+}
+
+static retry_item_t heap_pop_locked(rs_retry_t *r)
+{
+    retry_item_t top = r->heap[0];
+    r->heap[0] = r->heap[--r->n];
+    for (size_t i = 0;;) {
+        size_t l = 2 * i + 1, m = i;
+        if (l < r->n && r->heap[l].due_ns < r->heap[m].due_ns)
+            m = l;
+        if (l + 1 < r->n && r->heap[l + 1].due_ns < r->heap[m].due_ns)
+            m = l + 1;
+        if (m == i)
+            break;
+        heap_swap(&r->heap[i], &r->heap[m]);
+        i = m;
+    }
+    atomic_store_explicit(&r->waiting, r->n, memory_order_relaxed);
+    return top;
+}
+
+/* --- public API ---------------------------------------------------------------------------- */
+
+rs_retry_t *rs_retry_new(const rs_config_t *cfg, rs_queue_t *q, rs_logger_t *log, char *err,
+                         size_t errlen)
+{
+    rs_retry_t *r = calloc(1, sizeof(*r));
+    if (r != NULL) {
+        r->cap = (size_t)cfg->workers.queue_capacity;
+        r->heap = calloc(r->cap, sizeof(*r->heap));
+    }
+    rs_redis_opts_t opts = {
+        .host = cfg->redis.host,
+        .port = cfg->redis.port,
+        .username = cfg->redis.username,
+        .password = cfg->redis.password,
+        .db = cfg->redis.db,
+        .connect_timeout_ms = cfg->redis.connect_timeout_ms,
+        .command_timeout_ms = cfg->redis.connect_timeout_ms,
+        .client_name = "retry",
+    };
+    if (r != NULL && r->heap != NULL)
+        r->redis = rs_redis_new(&opts, log);
+    if (r == NULL || r->heap == NULL || r->redis == NULL) {
+        snprintf(err, errlen, "retry scheduler: out of memory");
+        if (r != NULL)
+            free(r->heap);
+        free(r);
+        return NULL;
+    }
+    r->cfg = cfg;
+    r->q = q;
+    r->log = log;
+    pthread_mutex_init(&r->lock, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&r->cond, &attr);
+    pthread_condattr_destroy(&attr);
+    return r;
+}
+
+int rs_retry_schedule(rs_retry_t *r, rs_stream_t *stream, const char *id, uint64_t delivery,
+                      int64_t delay_ms)
+{
+    retry_item_t it = {
+        .due_ns = rs_clock_monotonic_ns() + delay_ms * NS_PER_MS,
+        .delay_ms = delay_ms,
+        .stream = stream,
+        .delivery = delivery,
+    };
+    snprintf(it.id, sizeof(it.id), "%s", id);
+    int rc = -1;
+    pthread_mutex_lock(&r->lock);
+    if (r->n < r->cap && !atomic_load(&r->stop)) {
+        heap_push_locked(r, &it);
+        if (r->heap[0].due_ns == it.due_ns)
+            pthread_cond_signal(&r->cond); /* the new item is the earliest */
+        rc = 0;
+    }
+    pthread_mutex_unlock(&r->lock);
+    return rc;
+}
+
+size_t rs_retry_waiting(const rs_retry_t *r)
+{
+    return atomic_load_explicit(&r->waiting, memory_order_relaxed);
+}
+
+/* --- the thread ---------------------------------------------------------------------------- */
+
+/* Sleeps `ms` or until stopped (rs_redis_wait_fn). */
+static int retry_wait(void *arg, long ms)
+{
+    rs_retry_t *r = arg;
+    int64_t until = rs_clock_monotonic_ns() + (int64_t)ms * NS_PER_MS;
+    struct timespec ts = {(time_t)(until / 1000000000), (long)(until % 1000000000)};
+    pthread_mutex_lock(&r->lock);
+    while (!atomic_load(&r->stop) && rs_clock_monotonic_ns() < until)
+        pthread_cond_timedwait(&r->cond, &r->lock, &ts);
+    pthread_mutex_unlock(&r->lock);
+    return atomic_load(&r->stop);
+}
+
+/* Takes up to `max` due items of one stream (the earliest item's) out of the heap. Blocks
+ * until one is due. Returns the count, 0 when stopping. */
+static size_t take_due(rs_retry_t *r, retry_item_t *batch, size_t max)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&r->lock);
+    for (;;) {
+        if (atomic_load(&r->stop))
+            break;
+        if (r->n == 0) {
+            pthread_cond_wait(&r->cond, &r->lock);
+            continue;
+        }
+        int64_t due = r->heap[0].due_ns;
+        if (due > rs_clock_monotonic_ns()) {
+            struct timespec ts = {(time_t)(due / 1000000000), (long)(due % 1000000000)};
+            pthread_cond_timedwait(&r->cond, &r->lock, &ts);
+            continue;
+        }
+        rs_stream_t *stream = r->heap[0].stream;
+        /* Items of other streams that are due stay for the next round. */
+        retry_item_t other[RETRY_BATCH];
+        size_t nother = 0;
+        int64_t now = rs_clock_monotonic_ns();
+        while (r->n > 0 && n < max && nother < RETRY_BATCH && r->heap[0].due_ns <= now) {
+            retry_item_t it = heap_pop_locked(r);
+            if (it.stream == stream)
+                batch[n++] = it;
+            else
+                other[nother++] = it;
+        }
+        for (size_t i = 0; i < nother; i++)
+            heap_push_locked(r, &other[i]);
+        break;
+    }
+    pthread_mutex_unlock(&r->lock);
+    return n;
+}
+
+/* Puts a batch back, due at once (after a lost connection). */
+static void put_back(rs_retry_t *r, const retry_item_t *batch, size_t n)
+{
+    pthread_mutex_lock(&r->lock);
+    for (size_t i = 0; i < n; i++)
+        heap_push_locked(r, &batch[i]);
+    pthread_mutex_unlock(&r->lock);
+}
+
+/* Sends XCLAIM for `batch` and queues what comes back into `reserved` slots. Returns the
+ * number queued, or -1 when the connection was lost (nothing was queued). */
+static long claim_batch(rs_retry_t *r, const retry_item_t *batch, size_t n)
+{
+    const rs_config_t *cfg = r->cfg;
+    rs_stream_t *s = batch[0].stream;
+    int64_t min_idle = batch[0].delay_ms;
+    for (size_t i = 1; i < n; i++)
+        min_idle = batch[i].delay_ms < min_idle ? batch[i].delay_ms : min_idle;
+    min_idle = min_idle > MIN_IDLE_MARGIN_MS ? min_idle - MIN_IDLE_MARGIN_MS : 0;
+
+    char idle[24];
+    snprintf(idle, sizeof(idle), "%lld", (long long)min_idle);
+    const char *argv[5 + RETRY_BATCH];
+    size_t argvlen[5 + RETRY_BATCH];
+    int argc = 0;
+    argv[argc++] = "XCLAIM";
+    argv[argc++] = s->name;
+    argv[argc++] = cfg->group.name;
+    argv[argc++] = cfg->group.consumer;
+    argv[argc++] = idle;
+    for (size_t i = 0; i < n; i++)
+        argv[argc++] = batch[i].id;
+    for (int i = 0; i < argc; i++)
+        argvlen[i] = strlen(argv[i]);
+
+    redisReply *reply = rs_redis_command_argv(r->redis, argc, argv, argvlen);
+    if (reply == NULL)
+        return -1;
+    rs_entry_t *entries[RETRY_BATCH];
+    bool returned[RETRY_BATCH] = {false};
+    size_t pushed = 0;
+    if (reply->type == REDIS_REPLY_ARRAY) {
+        for (size_t k = 0; k < reply->elements && pushed < n; k++) {
+            const redisReply *el = reply->element[k];
+            if (el->type != REDIS_REPLY_ARRAY || el->elements != 2 ||
+                el->element[0]->type != REDIS_REPLY_STRING)
+                continue;
+            /* Match the id to learn how often it was delivered before. */
+            size_t i = 0;
+            while (i < n && (returned[i] || strcmp(batch[i].id, el->element[0]->str) != 0))
+                i++;
+            if (i == n)
+                continue;
+            char err[256];
+            int deleted;
+            rs_entry_t *e = rs_entry_from_reply(el, s, s->name, batch[i].delivery + 1, &deleted,
+                                                err, sizeof(err));
+            if (e == NULL) {
+                if (!deleted)
+                    rs_log(r->log, RS_LOG_ERROR, "retry", "%s", err);
+                continue;
+            }
+            returned[i] = true;
+            entries[pushed++] = e;
+        }
+    } else {
+        rs_log(r->log, RS_LOG_ERROR, "retry", "stream=%s XCLAIM failed: %s", s->name,
+               reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+    }
+    freeReplyObject(reply);
+    rs_queue_push_reserved(r->q, entries, pushed);
+    for (size_t i = 0; i < n; i++) {
+        if (!returned[i]) {
+            /* Acknowledged, claimed by another consumer, or deleted meanwhile: it is no
+             * longer ours to deliver. */
+            rs_log(r->log, RS_LOG_INFO, "retry",
+                   "stream=%s id=%s is no longer pending for this consumer; retry dropped",
+                   s->name, batch[i].id);
+            rs_stream_settle(s, 1);
+        }
+    }
+    return (long)pushed;
+}
+
+static void *retry_main(void *arg)
+{
+    rs_retry_t *r = arg;
+    retry_item_t batch[RETRY_BATCH];
+    while (!atomic_load(&r->stop)) {
+        size_t n = take_due(r, batch, RETRY_BATCH);
+        if (n == 0)
+            continue;
+        /* Room in the queue first: when it is full, retries wait like new entries. */
+        size_t room = rs_queue_reserve(r->q, n, &r->stop);
+        if (room < n)
+            put_back(r, batch + room, n - room);
+        if (room == 0)
+            continue;
+        if (!rs_redis_connected(r->redis) &&
+            rs_redis_connect_retry(r->redis, retry_wait, r) != RS_REDIS_OK) {
+            if (!atomic_load(&r->stop)) {
+                rs_log(r->log, RS_LOG_ERROR, "retry", "%s", rs_redis_errstr(r->redis));
+                retry_wait(r, 1000);
+            }
+            rs_queue_unreserve(r->q, room);
+            put_back(r, batch, room);
+            continue;
+        }
+        long pushed = claim_batch(r, batch, room);
+        if (pushed < 0) {
+            rs_queue_unreserve(r->q, room);
+            put_back(r, batch, room);
+            if (!atomic_load(&r->stop))
+                rs_log(r->log, RS_LOG_WARN, "retry", "lost the connection: %s; reconnecting",
+                       rs_redis_errstr(r->redis));
+            continue;
+        }
+        rs_queue_unreserve(r->q, room - (size_t)pushed);
+    }
+    return NULL;
+}
+
+int rs_retry_start(rs_retry_t *r, char *err, size_t errlen)
+{
+    int rc = pthread_create(&r->thread, NULL, retry_main, r);
+    if (rc != 0) {
+        snprintf(err, errlen, "retry scheduler: cannot start thread: %s", strerror(rc));
+        return -1;
+    }
+    pthread_setname_np(r->thread, "rs-retry");
+    r->started = true;
+    return 0;
+}
+
+void rs_retry_stop(rs_retry_t *r)
+{
+    if (!r->started)
+        return;
+    pthread_mutex_lock(&r->lock);
+    atomic_store(&r->stop, true);
+    pthread_cond_broadcast(&r->cond);
+    pthread_mutex_unlock(&r->lock);
+    rs_queue_wake(r->q);
+    pthread_join(r->thread, NULL);
+    r->started = false;
+}
+
+void rs_retry_free(rs_retry_t *r)
+{
+    if (r == NULL)
+        return;
+    rs_retry_stop(r);
+    rs_redis_free(r->redis);
+    pthread_cond_destroy(&r->cond);
+    pthread_mutex_destroy(&r->lock);
+    free(r->heap);
+    free(r);
+}

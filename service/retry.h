@@ -1,0 +1,52 @@
+#ifndef RS_RETRY_H
+#define RS_RETRY_H
+
+/*
+ * The retry scheduler: entries whose handler failed with a retryable error wait here, without
+ * holding a worker, until their backoff has passed; then they are delivered again through
+ * Redis (XCLAIM, which counts the delivery in Redis's own counter) and put back in the work
+ * queue.
+ *
+ * Only ids wait here, not whole entries: the fields are fetched again by XCLAIM, so a long
+ * outage of a webhook costs a few bytes per waiting entry. The number waiting is capped at
+ * the queue's capacity; past that, a failed entry is simply left pending, and XAUTOCLAIM
+ * delivers it again after group.claim_idle_ms.
+ */
+
+#include <stdint.h>
+
+#include "config.h"
+#include "log.h"
+#include "queue.h"
+#include "stream.h"
+
+typedef struct rs_retry rs_retry_t;
+
+/* Creates the scheduler, with its own Redis connection built from cfg->redis and room for
+ * cfg->workers.queue_capacity waiting entries. Everything is borrowed for its lifetime.
+ * Returns NULL with a message in `err`. Caller frees with rs_retry_free(). Main thread. */
+rs_retry_t *rs_retry_new(const rs_config_t *cfg, rs_queue_t *q, rs_logger_t *log, char *err,
+                         size_t errlen);
+
+/* Starts the scheduler thread. Returns 0, or -1 with a message in `err`. Main thread. */
+int rs_retry_start(rs_retry_t *r, char *err, size_t errlen);
+
+/* Schedules entry `id` of `stream` (delivered `delivery` times so far) for another delivery
+ * in `delay_ms`. Copies the id. The entry stays in flight for its stream until it is
+ * delivered again (or dropped, when Redis no longer has it pending for us).
+ * Returns 0, or -1 when the schedule is full or stopping (the caller then leaves the entry
+ * pending and settles it). Never blocks on the network. Any thread. */
+int rs_retry_schedule(rs_retry_t *r, rs_stream_t *stream, const char *id, uint64_t delivery,
+                      int64_t delay_ms);
+
+/* Entries waiting now. Any thread; lock-free. */
+size_t rs_retry_waiting(const rs_retry_t *r);
+
+/* Stops the thread; entries still waiting stay pending in Redis and are delivered again
+ * after the next start. Main thread; before the queue is closed. */
+void rs_retry_stop(rs_retry_t *r);
+
+/* Frees the scheduler (stopping it first if needed); NULL is ignored. Main thread. */
+void rs_retry_free(rs_retry_t *r);
+
+#endif
