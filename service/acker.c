@@ -42,9 +42,9 @@
 #include "message.h"
 #include "redis_conn.h"
 
-#define ACK_BATCH 512                       /* ids per XACK, and items that trigger a flush */
-#define ACK_DELAY_NS (2 * INT64_C(1000000)) /* longest wait before a partial batch is sent */
-#define DLQ_WATCH_TRIES 16                  /* EXEC aborted by concurrent dead letters */
+#define ACK_BATCH       512                    /* ids per XACK, and items that trigger a flush */
+#define ACK_DELAY_NS    (2 * INT64_C(1000000)) /* longest wait before a partial batch is sent */
+#define DLQ_WATCH_TRIES 16                     /* EXEC aborted by concurrent dead letters */
 
 typedef struct {
     void *stream;
@@ -344,10 +344,11 @@ static int append_dead_letter_xadd(rs_acker_t *a, const char *dlq, const ack_ite
     snprintf(deliveries, sizeof(deliveries), "%llu", (unsigned long long)e->delivery);
     if (rs_clock_format_rfc3339_ms(rs_clock_realtime_ns(), when, sizeof(when)) < 0)
         when[0] = '\0';
-    const char *meta[] = {RS_DLQ_FIELD_STREAM,     it->stream_name, RS_DLQ_FIELD_ID,
-                          it->id,                  RS_DLQ_FIELD_DELIVERIES, deliveries,
-                          RS_DLQ_FIELD_ERROR,      it->error,       RS_DLQ_FIELD_TIME,
-                          when};
+    const char *meta[] = {RS_DLQ_FIELD_STREAM,     it->stream_name,
+                          RS_DLQ_FIELD_ID,         it->id,
+                          RS_DLQ_FIELD_DELIVERIES, deliveries,
+                          RS_DLQ_FIELD_ERROR,      it->error,
+                          RS_DLQ_FIELD_TIME,       when};
     size_t n = 0;
     argv[n] = "XADD", argvlen[n++] = 4;
     argv[n] = dlq, argvlen[n++] = strlen(dlq);

@@ -92,18 +92,18 @@ typedef struct {
 
     struct {
         char *name;
-        char *consumer;           /* defaults to the host name */
-        char *start_id;           /* "$", "0" or an entry id */
-        int read_count;           /* entries per XREADGROUP, 1..100000 */
-        int block_ms;             /* XREADGROUP BLOCK, 1..600000 */
-        int max_deliveries;       /* 1..1000000 */
-        int claim_idle_ms;        /* 1..604800000 */
-        int retry_base_ms;        /* first retry's backoff, 1..3600000 */
-        int retry_max_ms;         /* longest retry backoff, retry_base_ms..3600000, and
-                                   * below claim_idle_ms */
+        char *consumer;               /* defaults to the host name */
+        char *start_id;               /* "$", "0" or an entry id */
+        int read_count;               /* entries per XREADGROUP, 1..100000 */
+        int block_ms;                 /* XREADGROUP BLOCK, 1..600000 */
+        int max_deliveries;           /* 1..1000000 */
+        int claim_idle_ms;            /* 1..604800000 */
+        int retry_base_ms;            /* first retry's backoff, 1..3600000 */
+        int retry_max_ms;             /* longest retry backoff, retry_base_ms..3600000, and
+                                       * below claim_idle_ms */
         int idle_consumer_timeout_ms; /* delete consumers idle this long with nothing
                                        * pending; 0 = never; 0..2147483647 */
-        char *dead_letter_suffix; /* non-empty */
+        char *dead_letter_suffix;     /* non-empty */
     } group;
 
     struct {

@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "acker.h"
 #include "backoff.h"
@@ -51,6 +52,7 @@ struct rs_consumer {
     rs_retry_t *retry;
     rs_acker_t *acker;
     rs_backoff_t *jitter; /* one per worker: retry delays, used by that worker only */
+    rs_output_t *out;     /* stdout, shared by the log handlers */
     bool started;
 };
 
@@ -148,8 +150,7 @@ static void entries_settled(void *arg, void *stream, size_t n, rs_settled_t how)
     rs_stream_settle(s, (long)n);
 }
 
-rs_consumer_t *rs_consumer_new(const rs_config_t *cfg, rs_logger_t *log, char *err,
-                               size_t errlen)
+rs_consumer_t *rs_consumer_new(const rs_config_t *cfg, rs_logger_t *log, char *err, size_t errlen)
 {
     rs_consumer_t *c = calloc(1, sizeof(*c));
     if (c == NULL)
@@ -161,7 +162,9 @@ rs_consumer_t *rs_consumer_new(const rs_config_t *cfg, rs_logger_t *log, char *e
     c->readers = calloc(cfg->nstreams, sizeof(*c->readers));
     c->jitter = calloc((size_t)cfg->workers.threads, sizeof(*c->jitter));
     c->queue = rs_queue_new((size_t)cfg->workers.queue_capacity);
-    if (c->streams == NULL || c->readers == NULL || c->jitter == NULL || c->queue == NULL)
+    c->out = rs_output_new(STDOUT_FILENO);
+    if (c->streams == NULL || c->readers == NULL || c->jitter == NULL || c->queue == NULL ||
+        c->out == NULL)
         goto oom;
     for (int i = 0; i < cfg->workers.threads; i++)
         rs_backoff_init(&c->jitter[i], cfg->group.retry_base_ms, cfg->group.retry_max_ms, 0);
@@ -174,12 +177,18 @@ rs_consumer_t *rs_consumer_new(const rs_config_t *cfg, rs_logger_t *log, char *e
     c->retry = rs_retry_new(cfg, c->queue, log, err, errlen);
     if (c->retry == NULL)
         goto fail;
+    /* Each reader holds its slots while it blocks, so none may take more than its share of
+     * the queue; one more share stays free for due retries. */
+    size_t share = (size_t)cfg->workers.queue_capacity / (cfg->nstreams + 1);
+    size_t batch_max = share < 1 ? 1 : share;
+    if (batch_max > (size_t)cfg->group.read_count)
+        batch_max = (size_t)cfg->group.read_count;
+    rs_handler_env_t env = {.workers = (unsigned)cfg->workers.threads, .log = log, .out = c->out};
     for (size_t i = 0; i < cfg->nstreams; i++) {
-        c->streams[i] = rs_stream_new(&cfg->streams[i], (unsigned)cfg->workers.threads, log,
-                                      err, errlen);
+        c->streams[i] = rs_stream_new(&cfg->streams[i], &env, err, errlen);
         if (c->streams[i] == NULL)
             goto fail;
-        c->readers[i] = rs_reader_new(cfg, c->streams[i], c->queue, log);
+        c->readers[i] = rs_reader_new(cfg, c->streams[i], c->queue, batch_max, log);
         if (c->readers[i] == NULL)
             goto oom;
     }
@@ -242,8 +251,7 @@ int rs_consumer_stop(rs_consumer_t *c)
         size_t left = rs_queue_depth(c->queue);
         rs_queue_abandon(c->queue);
         rs_log(c->log, RS_LOG_WARN, "consumer",
-               "shutdown deadline near: %zu queued entries left pending for the next start",
-               left);
+               "shutdown deadline near: %zu queued entries left pending for the next start", left);
         if (rs_pool_join(c->pool, deadline - reserve / 2) != 0) {
             rs_log(c->log, RS_LOG_ERROR, "consumer",
                    "%u handlers still running at the deadline; their entries stay pending",
@@ -263,9 +271,8 @@ int rs_consumer_stop(rs_consumer_t *c)
                "stream=%s received=%llu succeeded=%llu failed=%llu retried=%llu "
                "dead_lettered=%llu acked=%llu claimed=%llu deleted=%llu",
                c->streams[i]->name, atomic_load(&st->received), atomic_load(&st->succeeded),
-               atomic_load(&st->failed), atomic_load(&st->retried),
-               atomic_load(&st->dead_lettered), atomic_load(&st->acked),
-               atomic_load(&st->claimed), atomic_load(&st->deleted));
+               atomic_load(&st->failed), atomic_load(&st->retried), atomic_load(&st->dead_lettered),
+               atomic_load(&st->acked), atomic_load(&st->claimed), atomic_load(&st->deleted));
     }
     rs_log(c->log, RS_LOG_INFO, "consumer", "stopped in %lld ms",
            (long long)((rs_clock_monotonic_ns() - start) / 1000000));
@@ -287,6 +294,7 @@ void rs_consumer_free(rs_consumer_t *c)
     rs_acker_free(c->acker);
     rs_pool_free(c->pool);
     rs_queue_free(c->queue);
+    rs_output_free(c->out);
     free(c->jitter);
     free(c->readers);
     free(c->streams);

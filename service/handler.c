@@ -10,13 +10,14 @@
 
 #include <stdio.h>
 
-rs_handler_t *rs_handler_new(const rs_stream_config_t *sc, unsigned workers, rs_logger_t *log,
-                             char *err, size_t errlen)
+rs_handler_t *rs_handler_new(const rs_stream_config_t *sc, const rs_handler_env_t *env, char *err,
+                             size_t errlen)
 {
+    rs_logger_t *log = env->log;
     rs_handler_t *h = NULL;
     switch (sc->handler) {
     case RS_HANDLER_LOG:
-        h = rs_handler_log_new(stdout, log);
+        h = rs_handler_log_new(env->out, log);
         break;
     case RS_HANDLER_DISCARD:
         h = rs_handler_discard_new(log);
@@ -25,7 +26,7 @@ rs_handler_t *rs_handler_new(const rs_stream_config_t *sc, unsigned workers, rs_
         /* These two say why themselves (libcurl setup, say), not only "out of memory". */
         return rs_handler_exec_new(sc, log, err, errlen);
     case RS_HANDLER_HTTP:
-        return rs_handler_http_new(sc, workers, log, err, errlen);
+        return rs_handler_http_new(sc, env->workers, log, err, errlen);
     }
     if (h == NULL)
         snprintf(err, errlen, "stream %s: cannot create the %s handler: out of memory", sc->name,

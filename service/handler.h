@@ -19,6 +19,7 @@
 #include "config.h"
 #include "entry.h"
 #include "log.h"
+#include "output.h"
 
 typedef enum {
     RS_OUTCOME_SUCCESS = 0, /* done: acknowledge */
@@ -51,11 +52,18 @@ struct rs_handler {
     rs_logger_t *log; /* borrowed */
 };
 
-/* Creates the handler a stream's configuration names, for a pool of `workers` threads.
+/* What the service lends every handler, borrowed for the handler's lifetime. */
+typedef struct {
+    unsigned workers; /* worker threads that call handle(), numbered 0 .. workers-1 */
+    rs_logger_t *log;
+    rs_output_t *out; /* the service's stdout, where the log handler writes */
+} rs_handler_env_t;
+
+/* Creates the handler a stream's configuration names, for a pool of env->workers threads.
  * `log` is borrowed for the handler's lifetime. Returns NULL with a message in `err` when
  * the kind cannot be set up. Caller frees with rs_handler_free(). Main thread. */
-rs_handler_t *rs_handler_new(const rs_stream_config_t *sc, unsigned workers, rs_logger_t *log,
-                             char *err, size_t errlen);
+rs_handler_t *rs_handler_new(const rs_stream_config_t *sc, const rs_handler_env_t *env, char *err,
+                             size_t errlen);
 
 /* Runs the handler on one entry. Blocks for as long as the handler works. Worker threads. */
 rs_outcome_t rs_handler_handle(rs_handler_t *h, unsigned worker, const rs_entry_t *e,
@@ -65,7 +73,7 @@ rs_outcome_t rs_handler_handle(rs_handler_t *h, unsigned worker, const rs_entry_
 void rs_handler_free(rs_handler_t *h);
 
 /* Constructors of the kinds, called by rs_handler_new(). */
-rs_handler_t *rs_handler_log_new(FILE *out, rs_logger_t *log);
+rs_handler_t *rs_handler_log_new(rs_output_t *out, rs_logger_t *log);
 rs_handler_t *rs_handler_discard_new(rs_logger_t *log);
 
 /* The "exec" handler: runs sc->exec.command once per entry (posix_spawn, no shell) with the

@@ -1,11 +1,11 @@
 /*
  * The "exec" handler: runs a configured program once per entry. The program gets the entry
- * as one JSON object on stdin (rs_entry_to_json, the same object the log handler prints),
- * and REDSTREAM_STREAM, REDSTREAM_ID and REDSTREAM_DELIVERY in its environment. Its exit
- * status is the outcome: 0 succeeds, 75 (EX_TEMPFAIL) asks for a retry, any other status or
- * a signal fails for good; a program still running at timeout_ms is killed and the entry is
- * retried. Every line the program writes goes to the log (stdout at info, stderr at warn),
- * tagged with the stream and the entry id.
+ * on stdin as one JSON object on one newline-terminated line (rs_entry_to_json, the line the
+ * log handler prints), and REDSTREAM_STREAM, REDSTREAM_ID and REDSTREAM_DELIVERY in its
+ * environment. Its exit status is the outcome: 0 succeeds, 75 (EX_TEMPFAIL) asks for a
+ * retry, any other status or a signal fails for good; a program still running at timeout_ms
+ * is killed and the entry is retried. Every line the program writes goes to the log (stdout
+ * at info, stderr at warn), tagged with the stream and the entry id.
  *
  * DESIGN: one call is one child, driven by the calling worker thread alone; the handler
  * object is immutable after construction, so workers share it without locks.
@@ -506,6 +506,9 @@ static rs_outcome_t exec_handle(rs_handler_t *h, unsigned worker, const rs_entry
         snprintf(report->error, sizeof(report->error), "out of memory preparing the program");
         goto out;
     }
+    /* One line, newline-terminated, so `read -r line` in a shell gets it too; the newline
+     * replaces the terminating NUL, which a write does not need. */
+    json[json_len++] = '\n';
     int rc = make_pipe(in, 1);
     if (rc == 0)
         rc = make_pipe(out, 0);

@@ -3,14 +3,16 @@
  *     {"stream":"events","id":"1-0","delivery":1,"fields":{"message":"Message #1",...}}
  * as the Go demo printed each message it processed, but machine-readable and binary-safe.
  *
- * DESIGN: the line is built outside any lock (rs_entry_to_json), then written with one fwrite
- * and flushed under the FILE's own lock (flockfile), so lines from concurrent workers (and
- * from other streams' log handlers, which share stdout) never interleave, even for a 1 MiB
- * value that a single write(2) to a pipe would not keep atomic. A failed
- * write (stdout closed, disk full) is a retryable failure: the entry stays pending.
+ * DESIGN: the line is built outside any lock (rs_entry_to_json), then handed whole to the
+ * service's stdout output (output.h), which writes it with write(2) under its own mutex: lines
+ * from concurrent workers, and from other streams' log handlers sharing stdout, never
+ * interleave, even for a 1 MiB value that one write(2) to a pipe would not keep whole, and
+ * nothing is left in a stdio buffer when the entry is acknowledged. A failed write (stdout
+ * closed, disk full) is a retryable failure.
  */
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,7 +20,7 @@
 
 typedef struct {
     rs_handler_t base;
-    FILE *out; /* borrowed */
+    rs_output_t *out; /* borrowed */
 } log_handler_t;
 
 static rs_outcome_t log_handle(rs_handler_t *h, unsigned worker, const rs_entry_t *e,
@@ -32,14 +34,11 @@ static rs_outcome_t log_handle(rs_handler_t *h, unsigned worker, const rs_entry_
         snprintf(report->error, sizeof(report->error), "out of memory encoding the entry");
         return RS_OUTCOME_RETRY;
     }
-    line[len++] = '\n'; /* replaces the terminating NUL, which fwrite does not need */
-    /* stdout's own lock spans both calls, so a line is never split by another's flush. */
-    flockfile(lh->out);
-    int ok = fwrite(line, 1, len, lh->out) == len && fflush(lh->out) == 0;
+    line[len++] = '\n'; /* replaces the terminating NUL, which write(2) does not need */
+    int rc = rs_output_write(lh->out, line, len);
     int saved = errno;
-    funlockfile(lh->out);
     free(line);
-    if (!ok) {
+    if (rc != 0) {
         snprintf(report->error, sizeof(report->error), "writing to stdout: %s", strerror(saved));
         return RS_OUTCOME_RETRY;
     }
@@ -53,7 +52,7 @@ static void log_free(rs_handler_t *h)
 
 static const rs_handler_ops_t log_ops = {"log", log_handle, log_free};
 
-rs_handler_t *rs_handler_log_new(FILE *out, rs_logger_t *log)
+rs_handler_t *rs_handler_log_new(rs_output_t *out, rs_logger_t *log)
 {
     log_handler_t *lh = calloc(1, sizeof(*lh));
     if (lh == NULL)

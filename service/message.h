@@ -20,12 +20,12 @@
 #define RS_FIELD_TIMESTAMP "timestamp"
 
 /* A dead letter carries all of the original entry's fields, then these five, in this order. */
-#define RS_DLQ_FIELD_STREAM "redstream.original_stream"
-#define RS_DLQ_FIELD_ID "redstream.original_id"
+#define RS_DLQ_FIELD_STREAM     "redstream.original_stream"
+#define RS_DLQ_FIELD_ID         "redstream.original_id"
 #define RS_DLQ_FIELD_DELIVERIES "redstream.delivery_count"
-#define RS_DLQ_FIELD_ERROR "redstream.last_error"
-#define RS_DLQ_FIELD_TIME "redstream.dead_lettered_at"
-#define RS_DLQ_FIELDS 5
+#define RS_DLQ_FIELD_ERROR      "redstream.last_error"
+#define RS_DLQ_FIELD_TIME       "redstream.dead_lettered_at"
+#define RS_DLQ_FIELDS           5
 
 /* The demo entry's three values, formatted into storage the struct owns (no allocation). */
 typedef struct {

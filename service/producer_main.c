@@ -82,8 +82,8 @@ typedef struct {
     const char *type;
     bool have_interval;
     int64_t interval_ms;
-    uint64_t count;  /* 0: run until stopped */
-    uint64_t maxlen; /* 0: no trimming */
+    uint64_t count;         /* 0: run until stopped */
+    uint64_t maxlen;        /* 0: no trimming */
     const char *replay_dlq; /* --replay-dlq: replay this dead-letter stream instead */
     bool dry_run;
 } flags_t;
@@ -562,8 +562,8 @@ static int replay(producer_t *p, const char *name, bool dry_run)
         rs_log(p->log, RS_LOG_ERROR, LOG_MODULE, "replaying %s: %s", dlq, err);
         return RS_EXIT_FAILURE;
     }
-    rs_log(p->log, RS_LOG_INFO, LOG_MODULE, "%s %ld dead letters of %s", dry_run ? "listed" : "moved",
-           n, dlq);
+    rs_log(p->log, RS_LOG_INFO, LOG_MODULE, "%s %ld dead letters of %s",
+           dry_run ? "listed" : "moved", n, dlq);
     return RS_EXIT_OK;
 }
 

@@ -14,7 +14,9 @@
  *
  * Backpressure: before every XREADGROUP the reader reserves queue slots and asks for no more
  * entries than it got; when the queue is full it sleeps in rs_queue_reserve() and Redis keeps
- * the backlog.
+ * the backlog. A reader holds its reservation while it blocks in XREADGROUP, so it never
+ * reserves more than batch_max, its fair share of the queue: an idle stream must not sit on
+ * the room that another stream's entries, or a due retry, need.
  *
  * Waking for shutdown: the thread may sleep in three places, and rs_reader_stop() reaches
  * each: the socket (shutdown(2) on a dup of it, so a stale descriptor can never hit a
@@ -62,9 +64,10 @@ struct rs_reader {
     rs_logger_t *log;
     rs_redis_t *redis;    /* reader thread only */
     rs_backoff_t errors;  /* waits after error replies; reader thread only */
-    rs_entry_t **batch;   /* read_count slots; reader thread only */
-    uint64_t *counts;     /* read_count delivery counts; reader thread only */
-    const char **deleted; /* read_count ids of deleted entries; reader thread only */
+    size_t batch_max;     /* most entries asked for (and queue slots held) per read */
+    rs_entry_t **batch;   /* batch_max slots; reader thread only */
+    uint64_t *counts;     /* batch_max delivery counts; reader thread only */
+    const char **deleted; /* batch_max ids of deleted entries; reader thread only */
 
     int64_t claim_interval_ms; /* between two XAUTOCLAIM passes */
     int64_t next_claim_ns;     /* CLOCK_MONOTONIC; reader thread only */
@@ -80,14 +83,15 @@ struct rs_reader {
 };
 
 rs_reader_t *rs_reader_new(const rs_config_t *cfg, rs_stream_t *stream, rs_queue_t *q,
-                           rs_logger_t *log)
+                           size_t batch_max, rs_logger_t *log)
 {
     rs_reader_t *r = calloc(1, sizeof(*r));
     if (r == NULL)
         return NULL;
-    r->batch = calloc((size_t)cfg->group.read_count, sizeof(*r->batch));
-    r->counts = calloc((size_t)cfg->group.read_count, sizeof(*r->counts));
-    r->deleted = calloc((size_t)cfg->group.read_count, sizeof(*r->deleted));
+    r->batch_max = batch_max > 0 ? batch_max : 1;
+    r->batch = calloc(r->batch_max, sizeof(*r->batch));
+    r->counts = calloc(r->batch_max, sizeof(*r->counts));
+    r->deleted = calloc(r->batch_max, sizeof(*r->deleted));
     char name[96];
     snprintf(name, sizeof(name), "reader %s", stream->name);
     rs_redis_opts_t opts = {
@@ -407,7 +411,7 @@ static reader_state_t do_recover(rs_reader_t *r)
     if (!rs_stream_wait_settled(r->stream, &r->stop))
         return ST_RECOVER; /* stopping */
     char last[RS_ENTRY_ID_MAX] = "0";
-    size_t total = 0, cap = (size_t)r->cfg->group.read_count;
+    size_t total = 0, cap = r->batch_max;
     reader_state_t next = ST_READ;
     for (;;) {
         size_t k = rs_queue_reserve(r->q, cap, &r->stop);
@@ -458,7 +462,7 @@ static reader_state_t do_recover(rs_reader_t *r)
 
 static reader_state_t do_read(rs_reader_t *r)
 {
-    size_t k = rs_queue_reserve(r->q, (size_t)r->cfg->group.read_count, &r->stop);
+    size_t k = rs_queue_reserve(r->q, r->batch_max, &r->stop);
     if (k == 0)
         return ST_READ; /* stopping */
     /* Wake up in time for the next claim pass. */
@@ -526,8 +530,8 @@ static int delete_idle_consumers(rs_reader_t *r)
             idle->integer <= cfg->group.idle_consumer_timeout_ms ||
             strcmp(name->str, cfg->group.consumer) == 0)
             continue;
-        const char *eval[] = {"EVAL", delete_idle_consumer_lua, "1", r->stream->name,
-                              cfg->group.name, name->str};
+        const char *eval[] = {"EVAL",          delete_idle_consumer_lua, "1",
+                              r->stream->name, cfg->group.name,          name->str};
         size_t evallen[6];
         for (int j = 0; j < 6; j++)
             evallen[j] = strlen(eval[j]);
@@ -563,13 +567,13 @@ static reader_state_t do_claim(rs_reader_t *r)
     reader_state_t next = ST_READ;
 
     for (int call = 0; call < CLAIM_MAX_CALLS; call++) {
-        size_t k = rs_queue_reserve(r->q, (size_t)cfg->group.read_count, &r->stop);
+        size_t k = rs_queue_reserve(r->q, r->batch_max, &r->stop);
         if (k == 0)
             return ST_CLAIM; /* stopping */
         char count[24];
         snprintf(count, sizeof(count), "%zu", k);
-        const char *argv[] = {"XAUTOCLAIM", r->stream->name, cfg->group.name,
-                              cfg->group.consumer, idle, cursor, "COUNT", count};
+        const char *argv[] = {"XAUTOCLAIM", r->stream->name, cfg->group.name, cfg->group.consumer,
+                              idle,         cursor,          "COUNT",         count};
         size_t argvlen[8];
         for (int i = 0; i < 8; i++)
             argvlen[i] = strlen(argv[i]);
@@ -621,11 +625,10 @@ static reader_state_t do_claim(rs_reader_t *r)
     if (claimed > 0) {
         atomic_fetch_add(&r->stream->stats.claimed, claimed);
         rs_log(r->log, RS_LOG_INFO, "reader",
-               "stream=%s claimed %zu entries pending longer than %d ms", r->stream->name,
-               claimed, cfg->group.claim_idle_ms);
+               "stream=%s claimed %zu entries pending longer than %d ms", r->stream->name, claimed,
+               cfg->group.claim_idle_ms);
     }
-    if (next == ST_READ && cfg->group.idle_consumer_timeout_ms > 0 &&
-        delete_idle_consumers(r) != 0)
+    if (next == ST_READ && cfg->group.idle_consumer_timeout_ms > 0 && delete_idle_consumers(r) != 0)
         return connection_lost(r);
     r->next_claim_ns = rs_clock_monotonic_ns() + r->claim_interval_ms * 1000000;
     return next;

@@ -22,10 +22,11 @@
 
 typedef struct rs_reader rs_reader_t;
 
-/* Creates the reader of `stream` feeding `q`. Everything is borrowed for the reader's
+/* Creates the reader of `stream` feeding `q`, asking for at most `batch_max` entries (and
+ * holding at most that many queue slots) per read. Everything is borrowed for the reader's
  * lifetime. Returns NULL when out of memory. Caller frees with rs_reader_free(). */
 rs_reader_t *rs_reader_new(const rs_config_t *cfg, rs_stream_t *stream, rs_queue_t *q,
-                           rs_logger_t *log);
+                           size_t batch_max, rs_logger_t *log);
 
 /* Starts the thread. Returns 0, or -1 with a message in `err`. Main thread. */
 int rs_reader_start(rs_reader_t *r, char *err, size_t errlen);

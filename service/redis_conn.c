@@ -23,6 +23,7 @@
 #include "redis_conn.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -301,6 +302,13 @@ rs_redis_status_t rs_redis_connect(rs_redis_t *r)
         drop_context(r);
         return RS_REDIS_ERR_IO;
     }
+
+    /* hiredis 0.14 opens its socket without SOCK_CLOEXEC; a handler's child process must
+     * never inherit a connection to Redis (the exec handler also closes every descriptor in
+     * the child, this is the second line of defence). */
+    int fdflags = fcntl(r->ctx->fd, F_GETFD);
+    if (fdflags >= 0)
+        (void)fcntl(r->ctx->fd, F_SETFD, fdflags | FD_CLOEXEC);
 
     /* Keepalive lets the kernel notice a peer that vanished without a FIN (a rebooted host,
      * a dropped NAT entry) even while a reader sits in a long BLOCK. */

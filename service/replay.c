@@ -144,8 +144,8 @@ long rs_replay_dlq(rs_redis_t *r, rs_logger_t *log, const char *dlq, uint64_t ma
                 continue;
             }
             if (dry_run) {
-                fprintf(out, "would move %s %s -> %s (last error: %s)\n", dlq, id->str,
-                        origin->str, error != NULL ? error->str : "unknown");
+                fprintf(out, "would move %s %s -> %s (last error: %s)\n", dlq, id->str, origin->str,
+                        error != NULL ? error->str : "unknown");
                 done++;
                 continue;
             }

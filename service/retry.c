@@ -37,9 +37,9 @@
 #include "entry.h"
 #include "redis_conn.h"
 
-#define RETRY_BATCH 64                        /* ids per XCLAIM */
-#define MIN_IDLE_MARGIN_MS 50                 /* slack for clocks and scheduling */
-#define NS_PER_MS INT64_C(1000000)
+#define RETRY_BATCH        64 /* ids per XCLAIM */
+#define MIN_IDLE_MARGIN_MS 50 /* slack for clocks and scheduling */
+#define NS_PER_MS          INT64_C(1000000)
 
 typedef struct {
     int64_t due_ns;
@@ -303,8 +303,8 @@ static long claim_batch(rs_retry_t *r, const retry_item_t *batch, size_t n)
             /* Acknowledged, claimed by another consumer, or deleted meanwhile: it is no
              * longer ours to deliver. */
             rs_log(r->log, RS_LOG_INFO, "retry",
-                   "stream=%s id=%s is no longer pending for this consumer; retry dropped",
-                   s->name, batch[i].id);
+                   "stream=%s id=%s is no longer pending for this consumer; retry dropped", s->name,
+                   batch[i].id);
             rs_stream_settle(s, 1);
         }
     }

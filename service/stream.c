@@ -11,8 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-rs_stream_t *rs_stream_new(const rs_stream_config_t *sc, unsigned workers, rs_logger_t *log,
-                           char *err, size_t errlen)
+rs_stream_t *rs_stream_new(const rs_stream_config_t *sc, const rs_handler_env_t *env, char *err,
+                           size_t errlen)
 {
     rs_stream_t *s = calloc(1, sizeof(*s));
     if (s == NULL) {
@@ -21,7 +21,7 @@ rs_stream_t *rs_stream_new(const rs_stream_config_t *sc, unsigned workers, rs_lo
     }
     s->cfg = sc;
     s->name = sc->name;
-    s->handler = rs_handler_new(sc, workers, log, err, errlen);
+    s->handler = rs_handler_new(sc, env, err, errlen);
     if (s->handler == NULL) {
         free(s);
         return NULL;

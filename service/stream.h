@@ -28,7 +28,6 @@ typedef struct {
     atomic_ullong claimed;       /* entries taken over from idle consumers (XAUTOCLAIM) */
 } rs_stream_stats_t;
 
-
 typedef struct rs_stream {
     const rs_stream_config_t *cfg; /* borrowed from the configuration */
     const char *name;              /* == cfg->name */
@@ -45,8 +44,8 @@ typedef struct rs_stream {
 
 /* Creates the state for stream `sc` with its handler. Returns NULL with a message in `err`.
  * Caller frees with rs_stream_free(). Main thread. */
-rs_stream_t *rs_stream_new(const rs_stream_config_t *sc, unsigned workers, rs_logger_t *log,
-                           char *err, size_t errlen);
+rs_stream_t *rs_stream_new(const rs_stream_config_t *sc, const rs_handler_env_t *env, char *err,
+                           size_t errlen);
 
 /* Frees the state and its handler; NULL is ignored. Nothing may use it any more. */
 void rs_stream_free(rs_stream_t *s);

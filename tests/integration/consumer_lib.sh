@@ -35,7 +35,8 @@ if [[ -z ${RS_SLOW:-} ]]; then
         RS_SLOW=1
     fi
 fi
-# Deadlines (not work) are multiplied by this; work counts are scaled by each script.
+# Deadlines are multiplied by this. Work is not scaled: each script keeps its counts small
+# enough for a sanitizer build (the slow parts are paced by Python or Redis, not the consumer).
 if ((RS_SLOW)); then RS_SCALE=4; else RS_SCALE=1; fi
 
 [[ -x $RS_CONSUMER ]] || rs_fail "$RS_CONSUMER not built"
@@ -139,7 +140,7 @@ cl_rss_kb() {
 cl_stop_consumer() {
     local pid=$1 shutdown_ms=${2:-5000} signal=${3:-TERM}
     local start limit_s
-    # One second of margin for process teardown (two with a sanitizer's exit-time checks).
+    # A second of margin for process teardown; four with a sanitizer (leak check, reports).
     limit_s=$(((shutdown_ms + 999) / 1000 + RS_SCALE))
     start=$(cl_now_ms)
     kill -"$signal" "$pid"

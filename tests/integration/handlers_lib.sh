@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034 # variables here are used by the sourcing scripts
 #
 # Helpers for the handler integration tests (test_handler_*.sh). Source it after lib.sh, whose
 # temp directory, trap, private redis-server and assertions it builds on:

@@ -2,8 +2,10 @@
 #
 # Graceful shutdown and restart of redstream-consumer: SIGTERM in the middle of a backlog
 # stops it in time without losing an entry (each is acknowledged, still pending, or was never
-# delivered, and nothing is acknowledged unhandled); a restart finishes the work. And entries
-# left pending for this consumer by an earlier life are handled before new ones.
+# delivered, and nothing is acknowledged unhandled); a restart finishes the work. Entries
+# left pending for this consumer by an earlier life are handled before new ones. And handlers
+# blocked for good (stdout nobody reads) do not keep the consumer from exiting at the shutdown
+# deadline: what they held stays pending and a restart handles it.
 
 # shellcheck source=tests/integration/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"

@@ -51,6 +51,9 @@ RANDOM=$RS_SEED
 echo "  N=$N entries in $ROUNDS batches, sink $SINK_RATE lines/s per consumer," \
     "claim_idle_ms $CLAIM_IDLE_MS, seed $RS_SEED"
 
+# Set by spawn; read directly and through ${!name}.
+# shellcheck disable=SC2034
+PID_c1="" PID_c2="" SINK_c1="" SINK_c2=""
 rs_start_redis
 
 # write_conf CONSUMER: writes $RS_TMP/CONSUMER.conf for consumer CONSUMER of group "workers"
@@ -170,7 +173,7 @@ def bulk(s):
 for r in range((n + per - 1) // per):
     with open("%s/batch%d.resp" % (tmp, r + 1), "wb") as out:
         for k in range(r * per + 1, min(n, (r + 1) * per) + 1):
-            out.write(b"*5\r\n" + bulk("XADD") + bulk("events") + bulk("*") + bulk("n") + bulk(str(k)))
+            out.write(b"*5\r\n" + b"".join(bulk(a) for a in ("XADD", "events", "*", "n", str(k))))
 PY
 
 rs_case "$N entries, c1 SIGKILLed and restarted $ROUNDS times, c2 SIGKILLed for good midway"
@@ -242,7 +245,7 @@ cl_wait_for "$PID_c1" $((60 * RS_SCALE)) all_seen ||
         "lines c1 $(lines c1) c2 $(lines c2)"
 echo "  settled $(($(cl_now_ms) - start_ms)) ms after the start"
 
-"$RS_PYTHON" - "$N" "$TRUNCATED" "$RS_TMP/c1.out" "$RS_TMP/c2.out" <<'PY' || rs_fail "entries lost or handled wrongly (see above)"
+"$RS_PYTHON" - "$N" "$TRUNCATED" "$RS_TMP/c1.out" "$RS_TMP/c2.out" <<'PY' ||
 import collections, json, sys
 n, truncated, paths = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
 handled = collections.Counter()       # number -> handlings
@@ -284,6 +287,7 @@ for p in problems[:10]:
     print("  " + p)
 sys.exit(1 if problems else 0)
 PY
+    rs_fail "entries lost or handled wrongly (see above)"
 rs_assert_eq 0 "$(cl_pending events)" "XPENDING count"
 rs_assert_eq 0 "$(cl_group_field events lag)" "group lag"
 rs_assert_eq 0 "$(rs_cli XLEN events:dlq)" "entries in events:dlq"

@@ -24,7 +24,7 @@ dead_port=$(rs_free_port)
 conf=$(hl_config http 4 "
   { name = \"hooks\"; handler = \"http\"; url = \"$url/hooks?x=1\";
     headers = [ \"Authorization: Bearer $TOKEN\", \"X-Tenant: blue\" ]; },
-  { name = \"slow\"; handler = \"http\"; url = \"$url/slow\"; method = \"PUT\"; timeout_ms = 500; },
+  { name = \"slow\"; handler = \"http\"; url = \"$url/slow\"; method = \"PUT\"; timeout_ms = 1000; },
   { name = \"down\"; handler = \"http\"; url = \"http://127.0.0.1:$dead_port/\"; timeout_ms = 2000; },
   { name = \"bulk\"; handler = \"http\"; url = \"$url/bulk\"; }")
 
@@ -32,7 +32,7 @@ rs_case "--check-config shows the URL and the header names, never a header value
 rs_run check "$RS_CONSUMER" -c "$conf" --check-config
 rs_assert_exit 0
 rs_assert_file_contains "$RS_OUT" "POST $url/hooks?x=1, timeout 10000 ms, headers Authorization, X-Tenant"
-rs_assert_file_contains "$RS_OUT" "PUT $url/slow, timeout 500 ms"
+rs_assert_file_contains "$RS_OUT" "PUT $url/slow, timeout 1000 ms"
 rs_assert_file_lacks "$RS_OUT" "$TOKEN"
 rs_assert_file_lacks "$RS_OUT" "blue"
 rs_pass
@@ -100,7 +100,7 @@ id_stall=$(hl_xadd slow action stall)
 hl_wait "$pid" 10 hl_logged_retryable "$err" http "$id_stall" "timed out" ||
     rs_fail "no retryable timeout logged for $id_stall: $(hl_log_lines "$err" "$id_stall")"
 took_ms=$((($(date +%s%N) - start) / 1000000))
-# The receiver stalls 5 s; the handler gave up at 500 ms.
+# The receiver stalls 5 s; the handler gave up at 1000 ms.
 rs_assert_le $((4000 * RS_SCALE)) "$took_ms" "ms until the timeout was reported"
 hl_pending slow "$id_stall" || rs_fail "$id_stall is not pending"
 rs_pass
