@@ -16,6 +16,7 @@
 #include "entry.h"
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,6 +203,56 @@ static json_t *json_bytes(const char *data, size_t len)
     return obj;
 }
 
+#define ENCODED_NAME_PREFIX "base64:"
+
+/* The JSON key for a field name: the name itself when it is UTF-8 and does not start with
+ * "base64:", otherwise "base64:" and the name in base64. So a key starting with "base64:" is
+ * always an encoded name, and no two different names share a key. Returns a string the
+ * caller frees, or NULL when out of memory. */
+static char *field_key(const char *name, size_t len, size_t *keylen)
+{
+    size_t plen = strlen(ENCODED_NAME_PREFIX);
+    bool plain = !(len >= plen && memcmp(name, ENCODED_NAME_PREFIX, plen) == 0);
+    if (plain) {
+        json_t *probe = json_stringn(name, len); /* NULL for invalid UTF-8 */
+        plain = probe != NULL;
+        json_decref(probe);
+    }
+    char *key;
+    if (plain) {
+        key = malloc(len + 1);
+        if (key != NULL) {
+            memcpy(key, name, len);
+            key[len] = '\0';
+            *keylen = len;
+        }
+    } else {
+        key = base64_encode(name, len, ENCODED_NAME_PREFIX);
+        if (key != NULL)
+            *keylen = strlen(key);
+    }
+    return key;
+}
+
+/* Adds `value` (stolen) under `key`. A name Redis holds twice (XADD allows it) becomes an
+ * array of its values in entry order, so no value is lost; a single value is never an array,
+ * so the two cases cannot be confused. Returns 0, or -1 when out of memory. */
+static int add_field(json_t *fields, const char *key, size_t keylen, json_t *value)
+{
+    json_t *prev = json_object_getn(fields, key, keylen);
+    if (prev == NULL)
+        return json_object_setn_new(fields, key, keylen, value);
+    if (json_is_array(prev))
+        return json_array_append_new(prev, value);
+    json_t *all = json_array();
+    if (all == NULL || json_array_append(all, prev) != 0 ||
+        json_array_append_new(all, value) != 0) {
+        json_decref(all);
+        return -1;
+    }
+    return json_object_setn_new(fields, key, keylen, all);
+}
+
 char *rs_entry_to_json(const rs_entry_t *e, size_t *len)
 {
     json_t *fields = json_object();
@@ -211,20 +262,15 @@ char *rs_entry_to_json(const rs_entry_t *e, size_t *len)
         return NULL;
     for (size_t i = 0; i < e->nfields; i++) {
         const rs_field_t *f = &e->fields[i];
+        size_t keylen = 0;
+        char *key = field_key(f->name, f->name_len, &keylen);
         json_t *value = json_bytes(f->value, f->value_len);
-        if (value == NULL)
+        int rc = key != NULL && value != NULL ? add_field(fields, key, keylen, value) : -1;
+        if (key == NULL || value == NULL)
+            json_decref(value);
+        free(key);
+        if (rc != 0)
             goto fail;
-        /* Object keys must be UTF-8 too; json_object_setn_new() refuses anything else. */
-        if (json_object_setn_new(fields, f->name, f->name_len, value) != 0) {
-            char *key = base64_encode(f->name, f->name_len, "base64:");
-            value = json_bytes(f->value, f->value_len);
-            if (key == NULL || value == NULL || json_object_set_new(fields, key, value) != 0) {
-                free(key);
-                json_decref(value);
-                goto fail;
-            }
-            free(key);
-        }
     }
     char *text = json_dumps(root, JSON_COMPACT);
     json_decref(root);

@@ -146,6 +146,35 @@ static void entry_base64_padding(void **state)
     }
 }
 
+static void entry_json_keeps_every_name(void **state)
+{
+    (void)state;
+    /* Redis lets a name repeat, and a UTF-8 name may itself begin with "base64:": neither may
+     * lose a value or be mistaken for another name. */
+    rs_field_t f[] = {
+        {"a", 1, "1", 1},              /* first of three values of "a" */
+        {"b", 1, "x", 1},              /* a single value stays a plain string */
+        {"a", 1, "2", 1},              /* second value: "a" becomes an array */
+        {"a", 1, "\xff", 1},           /* third value, not UTF-8: {"base64": ...} inside */
+        {"base64:x", 8, "literal", 7}, /* a literal name with the prefix is encoded too */
+    };
+    json_t *root = roundtrip(f, 5);
+    json_t *fields = json_object_get(root, "fields");
+    json_t *a = json_object_get(fields, "a");
+    assert_true(json_is_array(a));
+    assert_int_equal(json_array_size(a), 3);
+    assert_string_equal(json_string_value(json_array_get(a, 0)), "1");
+    assert_string_equal(json_string_value(json_array_get(a, 1)), "2");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(a, 2), "base64")), "/w==");
+    assert_string_equal(json_string_value(json_object_get(fields, "b")), "x");
+    assert_null(json_object_get(fields, "base64:x"));
+    /* "base64:x" in base64 is YmFzZTY0Ong= */
+    assert_string_equal(json_string_value(json_object_get(fields, "base64:YmFzZTY0Ong=")),
+                        "literal");
+    assert_int_equal(json_object_size(fields), 3);
+    json_decref(root);
+}
+
 static void entry_rejects_oversized_id(void **state)
 {
     (void)state;
@@ -167,6 +196,7 @@ int main(void)
         cmocka_unit_test(entry_json_is_binary_safe),
         cmocka_unit_test(entry_json_keeps_large_values),
         cmocka_unit_test(entry_base64_padding),
+        cmocka_unit_test(entry_json_keeps_every_name),
         cmocka_unit_test(entry_rejects_oversized_id),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
