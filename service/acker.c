@@ -79,12 +79,6 @@ struct rs_acker {
     size_t unsent;       /* written by the thread before it exits, read after join */
 };
 
-static void timespec_from_ns(struct timespec *ts, int64_t ns)
-{
-    ts->tv_sec = (time_t)(ns / 1000000000);
-    ts->tv_nsec = (long)(ns % 1000000000);
-}
-
 rs_acker_t *rs_acker_new(const rs_config_t *cfg, rs_logger_t *log, rs_acked_fn acked,
                          void *acked_arg, char *err, size_t errlen)
 {
@@ -97,28 +91,14 @@ rs_acker_t *rs_acker_new(const rs_config_t *cfg, rs_logger_t *log, rs_acked_fn a
     a->log = log;
     a->acked = acked;
     a->acked_arg = acked_arg;
-    rs_redis_opts_t opts = {
-        .host = cfg->redis.host,
-        .port = cfg->redis.port,
-        .username = cfg->redis.username,
-        .password = cfg->redis.password,
-        .db = cfg->redis.db,
-        .connect_timeout_ms = cfg->redis.connect_timeout_ms,
-        .command_timeout_ms = cfg->redis.connect_timeout_ms,
-        .client_name = "acker",
-    };
-    a->redis = rs_redis_new(&opts, log);
+    a->redis = rs_redis_new_from_config(cfg, "acker", cfg->redis.connect_timeout_ms, log);
     if (a->redis == NULL) {
         snprintf(err, errlen, "acker: out of memory");
         free(a);
         return NULL;
     }
     pthread_mutex_init(&a->lock, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&a->cond, &attr);
-    pthread_condattr_destroy(&attr);
+    rs_clock_cond_init(&a->cond);
     return a;
 }
 
@@ -201,8 +181,7 @@ static int acker_wait(void *arg, long ms)
         int64_t wake = a->stopping && a->deadline_ns < until ? a->deadline_ns : until;
         if (now >= wake)
             break;
-        struct timespec ts;
-        timespec_from_ns(&ts, wake);
+        struct timespec ts = rs_clock_timespec(wake);
         pthread_cond_timedwait(&a->cond, &a->lock, &ts);
     }
     pthread_mutex_unlock(&a->lock);
@@ -504,8 +483,7 @@ static void *acker_main(void *arg)
             int64_t due = a->first_ns + ACK_DELAY_NS;
             if (rs_clock_monotonic_ns() >= due)
                 break;
-            struct timespec ts;
-            timespec_from_ns(&ts, due);
+            struct timespec ts = rs_clock_timespec(due);
             pthread_cond_timedwait(&a->cond, &a->lock, &ts);
         }
         /* Take the pending list; hand the (empty) batch buffer back for reuse. */

@@ -3,6 +3,7 @@
 
 /* Time helpers: monotonic and wall-clock readings, and RFC 3339 timestamps. */
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -12,6 +13,13 @@
 
 /* Nanoseconds on CLOCK_MONOTONIC (for intervals and deadlines). Any thread. */
 int64_t rs_clock_monotonic_ns(void);
+
+/* Converts nanoseconds (e.g. a CLOCK_MONOTONIC deadline) to a timespec. Pure. */
+struct timespec rs_clock_timespec(int64_t ns);
+
+/* Initializes `cond` to measure pthread_cond_timedwait() deadlines on CLOCK_MONOTONIC, so a
+ * wall-clock step can neither stretch nor cut a wait. Returns 0 or a pthread error code. */
+int rs_clock_cond_init(pthread_cond_t *cond);
 
 /* Nanoseconds since the Unix epoch on CLOCK_REALTIME. Any thread. */
 int64_t rs_clock_realtime_ns(void);

@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
+
 typedef struct {
     rs_pool_t *pool;
     unsigned index;
@@ -53,11 +55,7 @@ rs_pool_t *rs_pool_new(unsigned threads, rs_queue_t *q, rs_work_fn fn, void *arg
     p->arg = arg;
     p->nthreads = threads;
     pthread_mutex_init(&p->lock, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&p->exited, &attr);
-    pthread_condattr_destroy(&attr);
+    rs_clock_cond_init(&p->exited);
     return p;
 }
 
@@ -106,7 +104,7 @@ int rs_pool_start(rs_pool_t *p, char *err, size_t errlen)
 
 int rs_pool_join(rs_pool_t *p, int64_t deadline_ns)
 {
-    struct timespec ts = {(time_t)(deadline_ns / 1000000000), (long)(deadline_ns % 1000000000)};
+    struct timespec ts = rs_clock_timespec(deadline_ns);
     int timed_out = 0;
     pthread_mutex_lock(&p->lock);
     while (p->running > 0 && !timed_out)

@@ -609,19 +609,10 @@ int main(int argc, char **argv)
         return RS_EXIT_FAILURE;
     }
 
-    rs_redis_opts_t opts = {
-        .host = cfg->redis.host,
-        .port = cfg->redis.port,
-        .username = cfg->redis.username,
-        .password = cfg->redis.password,
-        .db = cfg->redis.db,
-        .connect_timeout_ms = cfg->redis.connect_timeout_ms,
-        .command_timeout_ms = cfg->redis.connect_timeout_ms > COMMAND_TIMEOUT_MIN_MS
-                                  ? cfg->redis.connect_timeout_ms
-                                  : COMMAND_TIMEOUT_MIN_MS,
-        .client_name = "producer",
-    };
-    p.redis = rs_redis_new(&opts, p.log);
+    int command_timeout = cfg->redis.connect_timeout_ms > COMMAND_TIMEOUT_MIN_MS
+                              ? cfg->redis.connect_timeout_ms
+                              : COMMAND_TIMEOUT_MIN_MS;
+    p.redis = rs_redis_new_from_config(cfg, "producer", command_timeout, p.log);
     if (p.redis == NULL) {
         rs_log(p.log, RS_LOG_ERROR, LOG_MODULE, "out of memory");
         rs_logger_free(p.log);

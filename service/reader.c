@@ -94,18 +94,9 @@ rs_reader_t *rs_reader_new(const rs_config_t *cfg, rs_stream_t *stream, rs_queue
     r->deleted = calloc(r->batch_max, sizeof(*r->deleted));
     char name[96];
     snprintf(name, sizeof(name), "reader %s", stream->name);
-    rs_redis_opts_t opts = {
-        .host = cfg->redis.host,
-        .port = cfg->redis.port,
-        .username = cfg->redis.username,
-        .password = cfg->redis.password,
-        .db = cfg->redis.db,
-        .connect_timeout_ms = cfg->redis.connect_timeout_ms,
-        /* A reply may take the whole BLOCK time; beyond that plus a margin, Redis hangs. */
-        .command_timeout_ms = cfg->group.block_ms + cfg->redis.connect_timeout_ms,
-        .client_name = name,
-    };
-    r->redis = rs_redis_new(&opts, log);
+    /* A reply may take the whole BLOCK time; beyond that plus a margin, Redis hangs. */
+    r->redis = rs_redis_new_from_config(cfg, name,
+                                        cfg->group.block_ms + cfg->redis.connect_timeout_ms, log);
     if (r->batch == NULL || r->counts == NULL || r->deleted == NULL || r->redis == NULL) {
         rs_redis_free(r->redis);
         free(r->deleted);
@@ -126,11 +117,7 @@ rs_reader_t *rs_reader_new(const rs_config_t *cfg, rs_stream_t *stream, rs_queue
         r->claim_interval_ms = CLAIM_INTERVAL_MAX_MS;
     rs_backoff_init(&r->errors, 100, 5000, 0);
     pthread_mutex_init(&r->lock, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&r->cond, &attr);
-    pthread_condattr_destroy(&attr);
+    rs_clock_cond_init(&r->cond);
     return r;
 }
 
@@ -139,7 +126,7 @@ static int reader_wait(void *arg, long ms)
 {
     rs_reader_t *r = arg;
     int64_t until = rs_clock_monotonic_ns() + (int64_t)ms * 1000000;
-    struct timespec ts = {(time_t)(until / 1000000000), (long)(until % 1000000000)};
+    struct timespec ts = rs_clock_timespec(until);
     pthread_mutex_lock(&r->lock);
     while (!atomic_load(&r->stop) && rs_clock_monotonic_ns() < until)
         pthread_cond_timedwait(&r->cond, &r->lock, &ts);

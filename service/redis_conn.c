@@ -272,6 +272,22 @@ rs_redis_t *rs_redis_new(const rs_redis_opts_t *opts, rs_logger_t *log)
     return r;
 }
 
+rs_redis_t *rs_redis_new_from_config(const rs_config_t *cfg, const char *client_name,
+                                     int command_timeout_ms, rs_logger_t *log)
+{
+    rs_redis_opts_t opts = {
+        .host = cfg->redis.host,
+        .port = cfg->redis.port,
+        .username = cfg->redis.username,
+        .password = cfg->redis.password,
+        .db = cfg->redis.db,
+        .connect_timeout_ms = cfg->redis.connect_timeout_ms,
+        .command_timeout_ms = command_timeout_ms,
+        .client_name = client_name,
+    };
+    return rs_redis_new(&opts, log);
+}
+
 void rs_redis_free(rs_redis_t *r)
 {
     if (r == NULL)

@@ -23,6 +23,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "config.h"
 #include "log.h"
 
 typedef struct {
@@ -57,6 +58,13 @@ typedef int (*rs_redis_wait_fn)(void *arg, long ms);
 /* Creates an unconnected handle; copies everything in `opts`. `log` is borrowed for the
  * handle's lifetime. Returns NULL only when out of memory. Caller frees with rs_redis_free(). */
 rs_redis_t *rs_redis_new(const rs_redis_opts_t *opts, rs_logger_t *log);
+
+/* Creates an unconnected handle for the server cfg->redis describes (address, user, password,
+ * db, connect timeout), named `client_name` in messages, waiting at most `command_timeout_ms`
+ * for each reply (0 = forever). `cfg` is read during the call only. Otherwise as
+ * rs_redis_new(). */
+rs_redis_t *rs_redis_new_from_config(const rs_config_t *cfg, const char *client_name,
+                                     int command_timeout_ms, rs_logger_t *log);
 
 /* Frees the handle and closes its connection; NULL is ignored. Owner thread only. */
 void rs_redis_free(rs_redis_t *r);

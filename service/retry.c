@@ -115,18 +115,8 @@ rs_retry_t *rs_retry_new(const rs_config_t *cfg, rs_queue_t *q, rs_logger_t *log
         r->cap = (size_t)cfg->workers.queue_capacity;
         r->heap = calloc(r->cap, sizeof(*r->heap));
     }
-    rs_redis_opts_t opts = {
-        .host = cfg->redis.host,
-        .port = cfg->redis.port,
-        .username = cfg->redis.username,
-        .password = cfg->redis.password,
-        .db = cfg->redis.db,
-        .connect_timeout_ms = cfg->redis.connect_timeout_ms,
-        .command_timeout_ms = cfg->redis.connect_timeout_ms,
-        .client_name = "retry",
-    };
     if (r != NULL && r->heap != NULL)
-        r->redis = rs_redis_new(&opts, log);
+        r->redis = rs_redis_new_from_config(cfg, "retry", cfg->redis.connect_timeout_ms, log);
     if (r == NULL || r->heap == NULL || r->redis == NULL) {
         snprintf(err, errlen, "retry scheduler: out of memory");
         if (r != NULL)
@@ -138,11 +128,7 @@ rs_retry_t *rs_retry_new(const rs_config_t *cfg, rs_queue_t *q, rs_logger_t *log
     r->q = q;
     r->log = log;
     pthread_mutex_init(&r->lock, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&r->cond, &attr);
-    pthread_condattr_destroy(&attr);
+    rs_clock_cond_init(&r->cond);
     return r;
 }
 
@@ -180,7 +166,7 @@ static int retry_wait(void *arg, long ms)
 {
     rs_retry_t *r = arg;
     int64_t until = rs_clock_monotonic_ns() + (int64_t)ms * NS_PER_MS;
-    struct timespec ts = {(time_t)(until / 1000000000), (long)(until % 1000000000)};
+    struct timespec ts = rs_clock_timespec(until);
     pthread_mutex_lock(&r->lock);
     while (!atomic_load(&r->stop) && rs_clock_monotonic_ns() < until)
         pthread_cond_timedwait(&r->cond, &r->lock, &ts);
@@ -203,7 +189,7 @@ static size_t take_due(rs_retry_t *r, retry_item_t *batch, size_t max)
         }
         int64_t due = r->heap[0].due_ns;
         if (due > rs_clock_monotonic_ns()) {
-            struct timespec ts = {(time_t)(due / 1000000000), (long)(due % 1000000000)};
+            struct timespec ts = rs_clock_timespec(due);
             pthread_cond_timedwait(&r->cond, &r->lock, &ts);
             continue;
         }
