@@ -9,6 +9,9 @@ packages=(
   libcmocka-dev
   redis-server redis-tools
   procps python3
+  # promtool, which the tests use to validate /metrics (the package also brings a Prometheus
+  # server that nothing here starts).
+  prometheus
 )
 
 sudo=()

@@ -570,3 +570,8 @@ void rs_acker_free(rs_acker_t *a)
     pthread_mutex_destroy(&a->lock);
     free(a);
 }
+
+unsigned long rs_acker_reconnects(const rs_acker_t *a)
+{
+    return rs_redis_reconnects(a->redis);
+}

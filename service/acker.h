@@ -61,6 +61,10 @@ int rs_acker_dead_letter(rs_acker_t *a, void *stream, const char *stream_name, r
  * stay pending in Redis). Main thread; call once, after the workers have stopped. */
 size_t rs_acker_stop(rs_acker_t *a, int64_t deadline_ns);
 
+/* Reconnections of the acknowledger's Redis connection (rs_redis_reconnects()). Any thread;
+ * lock-free. */
+unsigned long rs_acker_reconnects(const rs_acker_t *a);
+
 /* Frees the acknowledger (stopping it first if needed); NULL is ignored. Main thread. */
 void rs_acker_free(rs_acker_t *a);
 

@@ -189,6 +189,7 @@ static rs_config_t *config_defaults(void)
 
     cfg->health.address = strdup("127.0.0.1");
     cfg->health.port = 8083;
+    cfg->health.liveness_timeout_ms = 30000;
 
     cfg->tracing.enabled = false;
     cfg->tracing.endpoint = strdup("http://127.0.0.1:4318/v1/traces");
@@ -675,6 +676,7 @@ static const key_spec_t workers_keys[] = {
 static const key_spec_t health_keys[] = {
     K_STRING("address", rs_config_t, health.address, KEY_NONEMPTY, NULL),
     K_INT("port", rs_config_t, health.port, 1, 65535),
+    K_INT("liveness_timeout_ms", rs_config_t, health.liveness_timeout_ms, 1000, 3600000),
 };
 
 static const key_spec_t tracing_keys[] = {
@@ -1379,6 +1381,34 @@ static int check_dead_letter_streams(const loader_t *ld, const config_setting_t 
     return 0;
 }
 
+/* An idle stream's reader completes a read only once per group.block_ms (the BLOCK timeout),
+ * so /healthz's window must leave room for that, twice over for the reply's latency and a
+ * claim pass; otherwise an idle but healthy reader would be reported as stalled. Checked after
+ * every section, since `health` and `group` may come in either order; reported at the key the
+ * file set. */
+static int check_liveness_window(const loader_t *ld, const config_setting_t *root,
+                                 const rs_config_t *cfg)
+{
+    int window = cfg->health.liveness_timeout_ms, block = cfg->group.block_ms;
+    if ((long long)window >= 2LL * block)
+        return 0;
+    const config_setting_t *health = config_setting_get_member(root, "health");
+    const config_setting_t *where =
+        health != NULL ? config_setting_get_member(health, "liveness_timeout_ms") : NULL;
+    if (where != NULL)
+        return fail_at(ld, where, "health.liveness_timeout_ms",
+                       "must be at least twice group.block_ms (%d), got %d: an idle reader "
+                       "completes a read only once per block_ms",
+                       block, window);
+    const config_setting_t *group = config_setting_get_member(root, "group");
+    where = group != NULL ? config_setting_get_member(group, "block_ms") : NULL;
+    return fail_at(ld, where, "group.block_ms",
+                   "must be at most half of health.liveness_timeout_ms (%d), got %d: an idle "
+                   "reader completes a read only once per block_ms; raise "
+                   "health.liveness_timeout_ms",
+                   window, block);
+}
+
 static int parse_root(const loader_t *ld, const config_setting_t *root, rs_config_t *cfg)
 {
     int n = config_setting_length(root);
@@ -1399,7 +1429,9 @@ static int parse_root(const loader_t *ld, const config_setting_t *root, rs_confi
         if (spec->parse(ld, spec, s, cfg) != 0)
             return -1;
     }
-    return check_dead_letter_streams(ld, root, cfg);
+    if (check_dead_letter_streams(ld, root, cfg) != 0)
+        return -1;
+    return check_liveness_window(ld, root, cfg);
 }
 
 /* Wipes a string setting's text in libconfig's own copy; anything else is left alone. */
@@ -1735,7 +1767,7 @@ void rs_config_print_summary(const rs_config_t *cfg, FILE *out)
     }
     fprintf(out, "health:   ");
     print_addr(out, cfg->health.address, cfg->health.port);
-    fprintf(out, "\n");
+    fprintf(out, ", liveness timeout %d ms\n", cfg->health.liveness_timeout_ms);
     fprintf(out, "tracing:  %s, endpoint %s, service %s, sample ratio %g\n",
             cfg->tracing.enabled ? "enabled" : "disabled", cfg->tracing.endpoint,
             cfg->tracing.service_name, cfg->tracing.sample_ratio);

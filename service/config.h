@@ -117,7 +117,9 @@ typedef struct {
 
     struct {
         char *address;
-        int port; /* 1..65535 */
+        int port;                /* 1..65535 */
+        int liveness_timeout_ms; /* 1000..3600000, at least twice group.block_ms: /healthz
+                                  * fails when a reader has not completed a read for longer */
     } health;
 
     struct {

@@ -17,7 +17,13 @@
  * scheduler and the acker; an entry is owned by whoever holds its pointer (reader or retry
  * scheduler, then queue, then one worker, which frees it or hands it to the acker).
  *
+ * Health: the HTTP server's threads ask this object whether it is alive and ready, and for a
+ * snapshot of its counters. The answers come from atomics only (the phase below, each
+ * reader's progress and state, the pool's live and busy counts, every counter), so a probe
+ * never waits for a reader or a worker and never takes one of their locks.
+ *
  * Shutdown order, each step's precondition being the previous one's end:
+ *   0. mark the service stopping, so /readyz answers 503 from the first moment;
  *   1. stop every reader (woken at once) and the retry scheduler, and join them: nothing new
  *      enters the queue; entries waiting for a retry stay pending in Redis;
  *   2. close the queue: workers drain it and exit; wait until the deadline less a reserve
@@ -27,6 +33,8 @@
 
 #include "consumer.h"
 
+#include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +49,13 @@
 #include "retry.h"
 #include "stream.h"
 
+/* The service's life, for /healthz and /readyz (read by the HTTP server's threads). */
+typedef enum {
+    PHASE_NEW = 0, /* built, threads not started */
+    PHASE_RUNNING, /* rs_consumer_start() succeeded */
+    PHASE_STOPPING /* rs_consumer_stop() has begun (and maybe ended) */
+} phase_t;
+
 struct rs_consumer {
     const rs_config_t *cfg;
     rs_logger_t *log;
@@ -53,7 +68,8 @@ struct rs_consumer {
     rs_acker_t *acker;
     rs_backoff_t *jitter; /* one per worker: retry delays, used by that worker only */
     rs_output_t *out;     /* stdout, shared by the log handlers */
-    bool started;
+    bool started;         /* main thread only */
+    atomic_int phase;     /* phase_t; written by the main thread, read by any */
 };
 
 /* Hands a failed entry to the acker for its dead-letter stream (taking ownership). */
@@ -110,7 +126,9 @@ static void handle_entry(void *arg, unsigned worker, rs_entry_t *e)
         return;
     }
     rs_handler_report_t report;
+    int64_t began = rs_clock_monotonic_ns();
     rs_outcome_t outcome = rs_handler_handle(s->handler, worker, e, &report);
+    rs_histogram_observe(&s->handler_duration, rs_clock_monotonic_ns() - began);
     if (outcome == RS_OUTCOME_SUCCESS) {
         atomic_fetch_add(&s->stats.succeeded, 1);
         if (rs_acker_add(c->acker, s, s->name, e->id) != 0) {
@@ -210,6 +228,7 @@ int rs_consumer_start(rs_consumer_t *c, char *err, size_t errlen)
         if (rs_reader_start(c->readers[i], err, errlen) != 0)
             return -1;
     }
+    atomic_store(&c->phase, PHASE_RUNNING);
     rs_log(c->log, RS_LOG_INFO, "consumer",
            "consuming %zu streams as %s in group %s with %d workers, queue %d", c->nstreams,
            c->cfg->group.consumer, c->cfg->group.name, c->cfg->workers.threads,
@@ -217,17 +236,138 @@ int rs_consumer_start(rs_consumer_t *c, char *err, size_t errlen)
     return 0;
 }
 
-bool rs_consumer_ready(const rs_consumer_t *c)
+/* Appends a line to a reason buffer (truncating quietly: the first problems matter most). */
+__attribute__((format(printf, 3, 4))) static void add_reason(char *why, size_t whylen,
+                                                             const char *fmt, ...)
 {
-    for (size_t i = 0; i < c->nstreams; i++) {
-        if (!rs_reader_ready(c->readers[i]))
-            return false;
+    size_t used = strnlen(why, whylen);
+    if (whylen == 0 || used + 1 >= whylen)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why + used, whylen - used, fmt, ap);
+    va_end(ap);
+    used = strnlen(why, whylen);
+    if (used + 1 < whylen) {
+        why[used] = '\n';
+        why[used + 1] = '\0';
     }
-    return true;
+}
+
+bool rs_consumer_stopping(const rs_consumer_t *c)
+{
+    return atomic_load(&c->phase) == PHASE_STOPPING;
+}
+
+bool rs_consumer_alive(const rs_consumer_t *c, char *why, size_t whylen)
+{
+    if (whylen > 0)
+        why[0] = '\0';
+    int phase = atomic_load(&c->phase);
+    if (phase == PHASE_NEW) {
+        add_reason(why, whylen, "starting");
+        return false;
+    }
+    if (phase == PHASE_STOPPING)
+        return true; /* threads end on purpose now; see the header */
+    bool alive = true;
+    unsigned workers = rs_pool_alive(c->pool);
+    if (workers < (unsigned)c->cfg->workers.threads) {
+        add_reason(why, whylen, "worker threads: %u of %d running", workers,
+                   c->cfg->workers.threads);
+        alive = false;
+    }
+    int64_t now = rs_clock_monotonic_ns();
+    int64_t window_ns = (int64_t)c->cfg->health.liveness_timeout_ms * 1000000;
+    for (size_t i = 0; i < c->nstreams; i++) {
+        rs_reader_health_t h;
+        rs_reader_health(c->readers[i], now, &h);
+        if (!h.alive) {
+            add_reason(why, whylen, "stream %s: the reader thread is not running",
+                       c->streams[i]->name);
+            alive = false;
+        } else if (h.stalled_ns > window_ns) {
+            add_reason(why, whylen,
+                       "stream %s: the reader has not completed a read for %lld ms (limit %d "
+                       "ms); it is %s",
+                       c->streams[i]->name, (long long)(h.stalled_ns / 1000000),
+                       c->cfg->health.liveness_timeout_ms, rs_reader_activity_name(h.activity));
+            alive = false;
+        }
+    }
+    return alive;
+}
+
+bool rs_consumer_ready(const rs_consumer_t *c, char *why, size_t whylen)
+{
+    if (whylen > 0)
+        why[0] = '\0';
+    int phase = atomic_load(&c->phase);
+    if (phase != PHASE_RUNNING) {
+        add_reason(why, whylen, phase == PHASE_NEW ? "starting" : "shutting down");
+        return false;
+    }
+    bool ready = true;
+    int64_t now = rs_clock_monotonic_ns();
+    for (size_t i = 0; i < c->nstreams; i++) {
+        rs_reader_health_t h;
+        rs_reader_health(c->readers[i], now, &h);
+        if (h.ready)
+            continue;
+        const char *state;
+        if (h.last_connect_error == RS_REDIS_ERR_AUTH)
+            state = "Redis refused the credentials";
+        else if (h.last_connect_error == RS_REDIS_ERR_REPLY)
+            state = "Redis refused the connection setup (see the log)";
+        else
+            state = rs_reader_activity_name(h.activity);
+        add_reason(why, whylen, "stream %s: not connected: %s", c->streams[i]->name, state);
+        ready = false;
+    }
+    return ready;
+}
+
+size_t rs_consumer_nstreams(const rs_consumer_t *c)
+{
+    return c->nstreams;
+}
+
+void rs_consumer_snapshot(const rs_consumer_t *c, rs_metrics_t *m, rs_metrics_stream_t *streams)
+{
+    m->group = c->cfg->group.name;
+    m->consumer = c->cfg->group.consumer;
+    m->queue_depth = rs_queue_depth(c->queue);
+    m->queue_capacity = rs_queue_capacity(c->queue);
+    m->workers = (uint64_t)c->cfg->workers.threads;
+    m->workers_busy = rs_pool_busy(c->pool);
+    m->retry_waiting = rs_retry_waiting(c->retry);
+    m->redis_reconnects = rs_acker_reconnects(c->acker) + rs_retry_reconnects(c->retry);
+    m->nstreams = c->nstreams;
+    m->streams = streams;
+    for (size_t i = 0; i < c->nstreams; i++) {
+        const rs_stream_t *s = c->streams[i];
+        rs_metrics_stream_t *ms = &streams[i];
+        m->redis_reconnects += rs_reader_reconnects(c->readers[i]);
+        ms->name = s->name;
+        ms->handler = s->handler->ops->kind;
+        ms->received = atomic_load(&s->stats.received);
+        ms->succeeded = atomic_load(&s->stats.succeeded);
+        ms->retried = atomic_load(&s->stats.retried);
+        ms->failed = atomic_load(&s->stats.failed);
+        ms->dead_lettered = atomic_load(&s->stats.dead_lettered);
+        ms->acked = atomic_load(&s->stats.acked);
+        ms->deleted = atomic_load(&s->stats.deleted);
+        ms->claimed = atomic_load(&s->stats.claimed);
+        ms->inflight = atomic_load(&s->inflight);
+        ms->reader_connected = rs_reader_ready(c->readers[i]);
+        rs_histogram_read(&s->handler_duration, &ms->handler_duration);
+    }
 }
 
 int rs_consumer_stop(rs_consumer_t *c)
 {
+    /* From here on /readyz answers 503, so a load balancer stops sending work here. */
+    atomic_store(&c->phase, PHASE_STOPPING);
     if (!c->started)
         return 0;
     int64_t start = rs_clock_monotonic_ns();

@@ -4,23 +4,29 @@
 /*
  * The consumer service: everything redstream-consumer runs, hung off one object.
  *
- * Threads (the one table; docs/ARCHITECTURE.md repeats it):
+ * Threads (the one table; docs/ARCHITECTURE.md repeats it with more words):
  *
- * | thread          | role                                      | owner       | stopped by |
- * |-----------------|-------------------------------------------|-------------|------------------------------------|
- * | main            | signals, start and ordered shutdown       | main()      | returns after
- * rs_consumer_stop()   | | rs-rd-<stream>  | one per stream: XREADGROUP -> work queue  |
- * rs_reader_t | stop flag + shutdown(2) on socket  | | rs-worker-<n>   | pop entry, run the
- * stream's handler       | rs_pool_t   | queue closed (drain) or abandoned  | | rs-acker        |
- * batched, pipelined XACK                   | rs_acker_t  | stop flag + broadcast, after flush |
+ * | thread (name)   | role                                 | owner        | stopped by          |
+ * |-----------------|--------------------------------------|--------------|---------------------|
+ * | main            | signals, start, ordered shutdown     | main()       | returns after stop  |
+ * | rs-rd-<stream>  | one per stream: XREADGROUP -> queue  | rs_reader_t  | flag + shutdown(2)  |
+ * | rs-worker-<n>   | pop an entry, run its handler        | rs_pool_t    | queue closed        |
+ * | rs-retry        | XCLAIM failed entries after backoff  | rs_retry_t   | flag + broadcast    |
+ * | rs-acker        | batched XACK, dead letters           | rs_acker_t   | flag, after flush   |
+ * | MHD-worker (3)  | HTTP: /healthz /readyz /streams ...  | rs_health_t  | MHD_stop_daemon()   |
+ * | rs-http-reaper  | closes HTTP requests over time limit | rs_health_t  | flag + broadcast    |
  *
+ * The MHD-worker threads are libmicrohttpd's (it names them); they only read atomics of this
+ * service, never take a lock a reader or worker holds, and open their own Redis connections.
  * Every thread that talks to Redis has its own connection.
  */
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 
 typedef struct rs_consumer rs_consumer_t;
 
@@ -35,10 +41,39 @@ rs_consumer_t *rs_consumer_new(const rs_config_t *cfg, rs_logger_t *log, char *e
  * thread cannot be created. Main thread. */
 int rs_consumer_start(rs_consumer_t *c, char *err, size_t errlen);
 
-/* True when every reader is connected and its group exists. Any thread. */
-bool rs_consumer_ready(const rs_consumer_t *c);
+/* Liveness, for /healthz. While running: true when every worker thread and every reader
+ * thread is alive and each reader has completed a read (a BLOCK timeout counts) within
+ * health.liveness_timeout_ms, not counting time it spent waiting for the workers
+ * (backpressure is not a stall). Before rs_consumer_start() succeeded: false ("starting").
+ * Once rs_consumer_stop() has begun: true, since threads then end on purpose and the process
+ * is on its way out; rs_consumer_stopping() tells that case apart. When false, `why` holds one
+ * line per problem, each naming its stream ("stream events: the reader has not completed a
+ * read for 31000 ms (limit 30000 ms); it is connecting to Redis"). Any thread; lock-free,
+ * never blocks. */
+bool rs_consumer_alive(const rs_consumer_t *c, char *why, size_t whylen);
 
-/* Graceful shutdown within cfg->workers.shutdown_timeout_ms: readers stop at once, workers
+/* Readiness, for /readyz: true while running with every reader connected and its group
+ * existing. False before the start, once rs_consumer_stop() has begun ("shutting down"), and
+ * while a reader is not connected, with one line per stream in `why` saying why ("stream
+ * events: not connected: Redis refused the credentials"). Any thread; lock-free. */
+bool rs_consumer_ready(const rs_consumer_t *c, char *why, size_t whylen);
+
+/* True once rs_consumer_stop() has begun. Any thread; lock-free. */
+bool rs_consumer_stopping(const rs_consumer_t *c);
+
+/* The number of configured streams (the size rs_consumer_snapshot() needs). Any thread. */
+size_t rs_consumer_nstreams(const rs_consumer_t *c);
+
+/* Fills `m`'s service fields (group and consumer names, queue, workers, retry, reconnects over
+ * every Redis connection) and its `streams`, pointed at `streams` (room for
+ * rs_consumer_nstreams() entries, caller-owned), with each stream's counters, in-flight count,
+ * reader state and handler-duration histogram. Leaves `version`, the process_* fields and
+ * `redis` alone. Names are borrowed for the consumer's lifetime. Any thread; lock-free (only
+ * atomic loads), never blocks. */
+void rs_consumer_snapshot(const rs_consumer_t *c, rs_metrics_t *m, rs_metrics_stream_t *streams);
+
+/* Graceful shutdown within cfg->workers.shutdown_timeout_ms. First marks the service as
+ * stopping (rs_consumer_ready() turns false), then readers stop at once, workers
  * finish the entries already queued, every ack is flushed. What could not be finished stays
  * pending in Redis for the next start. Returns 0 when everything stopped in time, -1 when a
  * handler was still running at the deadline (the caller must then exit without freeing).

@@ -8,6 +8,11 @@
  * inherited) and the main thread takes them synchronously with sigtimedwait(2). No handler
  * runs asynchronously, so no global flag is needed, and the main thread is the one place
  * that decides what a signal means. The one-second timeout is the main thread's tick.
+ *
+ * The HTTP server (health.c) binds its port before the consumer starts, so a port already in
+ * use stops the program (exit 1) before any thread runs or Redis is contacted; from then on
+ * /readyz says 503 until every reader is connected. It is stopped only after the consumer has
+ * stopped, so /readyz answers 503 ("shutting down") for the whole graceful shutdown.
  */
 
 #include <errno.h>
@@ -23,6 +28,7 @@
 #include "cli.h"
 #include "config.h"
 #include "consumer.h"
+#include "health.h"
 #include "version.h"
 
 static const char *const prog = "redstream-consumer";
@@ -81,6 +87,15 @@ static int run(const rs_config_t *cfg)
     }
     rs_log(log, RS_LOG_INFO, "main", "%s %s starting (configuration %s)", prog, RS_VERSION,
            cfg->path != NULL ? cfg->path : "built-in defaults");
+    rs_health_t *health = rs_health_new(cfg, c, log, err, sizeof(err));
+    if (health == NULL || rs_health_start(health, err, sizeof(err)) != 0) {
+        rs_log(log, RS_LOG_ERROR, "main", "%s", err);
+        rs_health_free(health);
+        rs_consumer_free(c);
+        curl_global_cleanup();
+        rs_logger_free(log);
+        return RS_EXIT_FAILURE;
+    }
     int rc = RS_EXIT_OK;
     if (rs_consumer_start(c, err, sizeof(err)) != 0) {
         rs_log(log, RS_LOG_ERROR, "main", "%s", err);
@@ -106,6 +121,8 @@ static int run(const rs_config_t *cfg)
          * every handler flushes its own output before an entry is acknowledged anyway. */
         _exit(rc);
     }
+    rs_health_stop(health);
+    rs_health_free(health);
     rs_consumer_free(c);
     curl_global_cleanup();
     rs_logger_free(log);

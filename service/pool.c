@@ -6,7 +6,7 @@
  * `running` under the lock and broadcasts, which lets the main thread wait for all of them
  * with a deadline (pthread_join has none): a handler stuck past the shutdown deadline must
  * not keep the process from exiting. The work function owns everything about an entry's
- * fate; the pool only counts busy workers (an atomic, for metrics).
+ * fate; the pool only counts busy workers and live ones (atomics, for /metrics and /healthz).
  */
 
 #include "pool.h"
@@ -34,6 +34,7 @@ struct rs_pool {
     unsigned nthreads;
     worker_t *workers;
     atomic_uint busy;
+    atomic_uint alive; /* threads started and not yet exited */
 
     pthread_mutex_t lock;
     pthread_cond_t exited; /* CLOCK_MONOTONIC; broadcast when a worker leaves */
@@ -69,6 +70,7 @@ static void *worker_main(void *arg)
         p->fn(p->arg, w->index, e);
         atomic_fetch_sub_explicit(&p->busy, 1, memory_order_relaxed);
     }
+    atomic_fetch_sub(&p->alive, 1);
     pthread_mutex_lock(&p->lock);
     p->running--;
     pthread_cond_broadcast(&p->exited);
@@ -85,8 +87,10 @@ int rs_pool_start(rs_pool_t *p, char *err, size_t errlen)
         pthread_mutex_lock(&p->lock);
         p->running++;
         pthread_mutex_unlock(&p->lock);
+        atomic_fetch_add(&p->alive, 1);
         int rc = pthread_create(&w->thread, NULL, worker_main, w);
         if (rc != 0) {
+            atomic_fetch_sub(&p->alive, 1);
             pthread_mutex_lock(&p->lock);
             p->running--;
             pthread_mutex_unlock(&p->lock);
@@ -124,6 +128,11 @@ int rs_pool_join(rs_pool_t *p, int64_t deadline_ns)
 unsigned rs_pool_busy(const rs_pool_t *p)
 {
     return atomic_load_explicit(&p->busy, memory_order_relaxed);
+}
+
+unsigned rs_pool_alive(const rs_pool_t *p)
+{
+    return atomic_load(&p->alive);
 }
 
 void rs_pool_free(rs_pool_t *p)

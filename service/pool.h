@@ -33,6 +33,10 @@ int rs_pool_join(rs_pool_t *p, int64_t deadline_ns);
 /* Workers busy inside the work function right now. Any thread; lock-free. */
 unsigned rs_pool_busy(const rs_pool_t *p);
 
+/* Worker threads started and not exited (they exit only once the queue is closed or
+ * abandoned). Any thread; lock-free. */
+unsigned rs_pool_alive(const rs_pool_t *p);
+
 /* Frees the pool; NULL is ignored. Only after rs_pool_join() returned 0 (or before start). */
 void rs_pool_free(rs_pool_t *p);
 

@@ -18,6 +18,13 @@
  * reserves more than batch_max, its fair share of the queue: an idle stream must not sit on
  * the room that another stream's entries, or a due retry, need.
  *
+ * Health: the thread publishes what it is doing and when it last completed a read in
+ * atomics, which the HTTP server's /healthz reads without a lock. Time spent waiting for the
+ * workers (for room in the queue, or for in-flight entries to settle) is added to the
+ * progress time when the wait ends, so it never counts towards a stall: a reader held back by
+ * slow handlers is alive. Time spent reconnecting does count: a reader that cannot reach
+ * Redis for longer than the liveness window is reported, naming its stream.
+ *
  * Waking for shutdown: the thread may sleep in three places, and rs_reader_stop() reaches
  * each: the socket (shutdown(2) on a dup of it, so a stale descriptor can never hit a
  * reused number), the queue (rs_queue_wake), and the reader's own condition variable (used
@@ -77,6 +84,15 @@ struct rs_reader {
     atomic_bool stop;
     atomic_bool ready;
 
+    /* Health: written by the reader thread (and by rs_reader_start() before it), read by any
+     * thread through rs_reader_health(). */
+    atomic_bool alive;
+    atomic_int activity;           /* rs_reader_activity_t */
+    atomic_llong progress_ns;      /* CLOCK_MONOTONIC of the last completed read, moved on by
+                                    * the time spent waiting for the workers since */
+    atomic_llong waiting_since_ns; /* 0, or when the current wait for the workers began */
+    atomic_int connect_error;      /* rs_redis_status_t of the last connection attempt */
+
     pthread_mutex_t lock;
     pthread_cond_t cond; /* CLOCK_MONOTONIC; broadcast by rs_reader_stop() */
     int wake_fd;         /* dup of the connection's socket, or -1; guarded by lock */
@@ -119,6 +135,41 @@ rs_reader_t *rs_reader_new(const rs_config_t *cfg, rs_stream_t *stream, rs_queue
     pthread_mutex_init(&r->lock, NULL);
     rs_clock_cond_init(&r->cond);
     return r;
+}
+
+/* The reader completed a read (or something as telling: the group's creation). */
+static void made_progress(rs_reader_t *r)
+{
+    atomic_store(&r->progress_ns, rs_clock_monotonic_ns());
+}
+
+/* Brackets a wait for the workers (see DESIGN: it does not count towards a stall). Returns
+ * the activity to restore. */
+static rs_reader_activity_t begin_worker_wait(rs_reader_t *r, rs_reader_activity_t why)
+{
+    rs_reader_activity_t was = (rs_reader_activity_t)atomic_load(&r->activity);
+    atomic_store(&r->activity, (int)why);
+    atomic_store(&r->waiting_since_ns, rs_clock_monotonic_ns());
+    return was;
+}
+
+static void end_worker_wait(rs_reader_t *r, rs_reader_activity_t was)
+{
+    int64_t since = atomic_load(&r->waiting_since_ns);
+    /* Progress first, then the flag: a health check that sees the flag cleared also sees
+     * the progress time moved on. */
+    atomic_fetch_add(&r->progress_ns, rs_clock_monotonic_ns() - since);
+    atomic_store(&r->waiting_since_ns, 0);
+    atomic_store(&r->activity, (int)was);
+}
+
+/* rs_queue_reserve() as a wait for the workers. */
+static size_t reserve_slots(rs_reader_t *r, size_t max)
+{
+    rs_reader_activity_t was = begin_worker_wait(r, RS_READER_WAITING_FOR_ROOM);
+    size_t k = rs_queue_reserve(r->q, max, &r->stop);
+    end_worker_wait(r, was);
+    return k;
 }
 
 /* Sleeps `ms` or until stopped. Returns non-zero when stopped (rs_redis_wait_fn). */
@@ -178,6 +229,7 @@ static void error_backoff(rs_reader_t *r, const char *what, const char *msg)
 static reader_state_t do_connect(rs_reader_t *r)
 {
     rs_redis_status_t st = rs_redis_connect_retry(r->redis, reader_wait, r);
+    atomic_store(&r->connect_error, (int)st);
     if (st == RS_REDIS_OK) {
         publish_socket(r);
         return ST_GROUP;
@@ -216,6 +268,7 @@ static reader_state_t do_group(rs_reader_t *r)
     if (next == ST_RECOVER) {
         rs_backoff_reset(&r->errors);
         atomic_store(&r->ready, true);
+        made_progress(r);
     }
     return next;
 }
@@ -395,13 +448,16 @@ static reader_state_t read_error(rs_reader_t *r, const char *what, const redisRe
 
 static reader_state_t do_recover(rs_reader_t *r)
 {
-    if (!rs_stream_wait_settled(r->stream, &r->stop))
+    rs_reader_activity_t was = begin_worker_wait(r, RS_READER_WAITING_FOR_SETTLE);
+    bool settled = rs_stream_wait_settled(r->stream, &r->stop);
+    end_worker_wait(r, was);
+    if (!settled)
         return ST_RECOVER; /* stopping */
     char last[RS_ENTRY_ID_MAX] = "0";
     size_t total = 0, cap = r->batch_max;
     reader_state_t next = ST_READ;
     for (;;) {
-        size_t k = rs_queue_reserve(r->q, cap, &r->stop);
+        size_t k = reserve_slots(r, cap);
         if (k == 0) {
             next = ST_RECOVER;
             break;
@@ -412,6 +468,8 @@ static reader_state_t do_recover(rs_reader_t *r)
             next = connection_lost(r);
             break;
         }
+        if (reply->type != REDIS_REPLY_ERROR)
+            made_progress(r);
         const redisReply *list = reply->type == REDIS_REPLY_NIL ? NULL : entry_list(reply);
         if (list == NULL || list->elements == 0) {
             rs_queue_unreserve(r->q, k);
@@ -449,7 +507,7 @@ static reader_state_t do_recover(rs_reader_t *r)
 
 static reader_state_t do_read(rs_reader_t *r)
 {
-    size_t k = rs_queue_reserve(r->q, r->batch_max, &r->stop);
+    size_t k = reserve_slots(r, r->batch_max);
     if (k == 0)
         return ST_READ; /* stopping */
     /* Wake up in time for the next claim pass. */
@@ -464,6 +522,8 @@ static reader_state_t do_read(rs_reader_t *r)
     }
     reader_state_t next = ST_READ;
     size_t pushed = 0;
+    if (reply->type != REDIS_REPLY_ERROR)
+        made_progress(r); /* entries, or nil after a BLOCK timeout */
     if (reply->type != REDIS_REPLY_NIL) {
         const redisReply *list = entry_list(reply);
         if (list == NULL) {
@@ -554,7 +614,7 @@ static reader_state_t do_claim(rs_reader_t *r)
     reader_state_t next = ST_READ;
 
     for (int call = 0; call < CLAIM_MAX_CALLS; call++) {
-        size_t k = rs_queue_reserve(r->q, r->batch_max, &r->stop);
+        size_t k = reserve_slots(r, r->batch_max);
         if (k == 0)
             return ST_CLAIM; /* stopping */
         char count[24];
@@ -578,6 +638,7 @@ static reader_state_t do_claim(rs_reader_t *r)
             freeReplyObject(reply);
             break;
         }
+        made_progress(r);
         const redisReply *list = reply->element[1];
         size_t pushed = 0;
         int rc = 0;
@@ -625,7 +686,13 @@ static void *reader_main(void *arg)
 {
     rs_reader_t *r = arg;
     reader_state_t st = ST_CONNECT;
+    static const rs_reader_activity_t activity_of[] = {
+        [ST_CONNECT] = RS_READER_CONNECTING, [ST_GROUP] = RS_READER_CREATING_GROUP,
+        [ST_RECOVER] = RS_READER_RECOVERING, [ST_READ] = RS_READER_READING,
+        [ST_CLAIM] = RS_READER_CLAIMING,
+    };
     while (!atomic_load(&r->stop)) {
+        atomic_store(&r->activity, (int)activity_of[st]);
         switch (st) {
         case ST_CONNECT:
             st = do_connect(r);
@@ -646,13 +713,21 @@ static void *reader_main(void *arg)
     }
     atomic_store(&r->ready, false);
     forget_socket(r);
+    atomic_store(&r->activity, (int)RS_READER_STOPPED);
+    atomic_store(&r->alive, false);
     return NULL;
 }
 
 int rs_reader_start(rs_reader_t *r, char *err, size_t errlen)
 {
+    /* Published before the thread exists, so a health check never sees a started service
+     * with a reader that is not alive yet. */
+    atomic_store(&r->progress_ns, rs_clock_monotonic_ns());
+    atomic_store(&r->activity, (int)RS_READER_STARTING);
+    atomic_store(&r->alive, true);
     int rc = pthread_create(&r->thread, NULL, reader_main, r);
     if (rc != 0) {
+        atomic_store(&r->alive, false);
         snprintf(err, errlen, "stream %s: cannot start reader thread: %s", r->stream->name,
                  strerror(rc));
         return -1;
@@ -687,6 +762,48 @@ void rs_reader_join(rs_reader_t *r)
 bool rs_reader_ready(const rs_reader_t *r)
 {
     return atomic_load(&r->ready);
+}
+
+void rs_reader_health(const rs_reader_t *r, int64_t now_ns, rs_reader_health_t *out)
+{
+    out->alive = atomic_load(&r->alive);
+    out->ready = atomic_load(&r->ready);
+    out->activity = (rs_reader_activity_t)atomic_load(&r->activity);
+    /* The flag before the time: see end_worker_wait(). */
+    int64_t waiting_since = atomic_load(&r->waiting_since_ns);
+    int64_t progress = atomic_load(&r->progress_ns);
+    out->stalled_ns = waiting_since != 0 || now_ns < progress ? 0 : now_ns - progress;
+    out->last_connect_error = atomic_load(&r->connect_error);
+}
+
+const char *rs_reader_activity_name(rs_reader_activity_t activity)
+{
+    switch (activity) {
+    case RS_READER_STARTING:
+        return "starting";
+    case RS_READER_CONNECTING:
+        return "connecting to Redis";
+    case RS_READER_CREATING_GROUP:
+        return "creating the consumer group";
+    case RS_READER_RECOVERING:
+        return "re-reading its pending entries";
+    case RS_READER_READING:
+        return "reading";
+    case RS_READER_CLAIMING:
+        return "claiming idle entries";
+    case RS_READER_WAITING_FOR_ROOM:
+        return "waiting for room in the work queue";
+    case RS_READER_WAITING_FOR_SETTLE:
+        return "waiting for its in-flight entries to settle";
+    case RS_READER_STOPPED:
+        return "stopped";
+    }
+    return "?";
+}
+
+unsigned long rs_reader_reconnects(const rs_reader_t *r)
+{
+    return rs_redis_reconnects(r->redis);
 }
 
 void rs_reader_free(rs_reader_t *r)

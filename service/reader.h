@@ -22,6 +22,33 @@
 
 typedef struct rs_reader rs_reader_t;
 
+/* What a reader is doing, for health reports. */
+typedef enum {
+    RS_READER_STARTING = 0,       /* created, thread not running yet */
+    RS_READER_CONNECTING,         /* connecting to Redis (with backoff) */
+    RS_READER_CREATING_GROUP,     /* XGROUP CREATE ... MKSTREAM */
+    RS_READER_RECOVERING,         /* re-reading this consumer's pending entries */
+    RS_READER_READING,            /* XREADGROUP ... BLOCK ... > */
+    RS_READER_CLAIMING,           /* XAUTOCLAIM pass, idle consumer clean-up */
+    RS_READER_WAITING_FOR_ROOM,   /* backpressure: waiting for room in the work queue */
+    RS_READER_WAITING_FOR_SETTLE, /* waiting for its in-flight entries before recovering */
+    RS_READER_STOPPED,            /* the thread has exited */
+} rs_reader_activity_t;
+
+/* A reader's health, read lock-free from its atomics. */
+typedef struct {
+    bool alive;                    /* the thread has been started and has not exited */
+    bool ready;                    /* as rs_reader_ready() */
+    rs_reader_activity_t activity; /* what it is doing now */
+    /* Time since the reader last completed a read (an XREADGROUP or XAUTOCLAIM reply, a BLOCK
+     * timeout included, or the group's creation), not counting the time it spent waiting for
+     * the workers (RS_READER_WAITING_FOR_*): backpressure from slow handlers is not a stall.
+     * 0 while it waits for them. */
+    int64_t stalled_ns;
+    int last_connect_error; /* rs_redis_status_t of the last failed connection attempt, or
+                             * RS_REDIS_OK once connected */
+} rs_reader_health_t;
+
 /* Creates the reader of `stream` feeding `q`, asking for at most `batch_max` entries (and
  * holding at most that many queue slots) per read. Everything is borrowed for the reader's
  * lifetime. Returns NULL when out of memory. Caller frees with rs_reader_free(). */
@@ -40,6 +67,17 @@ void rs_reader_join(rs_reader_t *r);
 
 /* True while the reader holds a connection and its group exists. Any thread; lock-free. */
 bool rs_reader_ready(const rs_reader_t *r);
+
+/* Fills `out` with the reader's health as of `now_ns` (CLOCK_MONOTONIC). Any thread; lock-free,
+ * never blocks. */
+void rs_reader_health(const rs_reader_t *r, int64_t now_ns, rs_reader_health_t *out);
+
+/* A lower-case phrase for an activity ("connecting to Redis"), for messages. Pure. */
+const char *rs_reader_activity_name(rs_reader_activity_t activity);
+
+/* Reconnections of the reader's Redis connection (rs_redis_reconnects()). Any thread;
+ * lock-free. */
+unsigned long rs_reader_reconnects(const rs_reader_t *r);
 
 /* Frees the reader (after join); NULL is ignored. */
 void rs_reader_free(rs_reader_t *r);

@@ -26,6 +26,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,7 +61,9 @@ struct rs_redis {
     char *client_name;
 
     rs_backoff_t backoff;
-    unsigned long connects; /* successful handshakes, including the first */
+    /* Successful handshakes, including the first. Written by the owner thread, read by any
+     * (the HTTP server's /metrics), hence atomic. */
+    atomic_ulong connects;
 
     rs_redis_status_t err; /* the last failure's kind, RS_REDIS_OK when none */
     char errstr[256];      /* "redis <addr>: <what>: <why>", or "" */
@@ -382,7 +385,7 @@ rs_redis_status_t rs_redis_connect(rs_redis_t *r)
         drop_context(r);
         return st;
     }
-    r->connects++;
+    atomic_fetch_add_explicit(&r->connects, 1, memory_order_relaxed);
     return RS_REDIS_OK;
 }
 
@@ -499,5 +502,6 @@ const char *rs_redis_addr(const rs_redis_t *r)
 
 unsigned long rs_redis_reconnects(const rs_redis_t *r)
 {
-    return r->connects > 0 ? r->connects - 1 : 0;
+    unsigned long n = atomic_load_explicit(&r->connects, memory_order_relaxed);
+    return n > 0 ? n - 1 : 0;
 }

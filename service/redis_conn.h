@@ -106,7 +106,8 @@ const char *rs_redis_errstr(const rs_redis_t *r);
 /* "host:port" of the server, for messages. Borrowed for the handle's lifetime. */
 const char *rs_redis_addr(const rs_redis_t *r);
 
-/* Number of successful connections after the first (for metrics). Owner thread only. */
+/* Number of successful connections after the first (for metrics). Any thread; lock-free
+ * (the handle must outlive the call). */
 unsigned long rs_redis_reconnects(const rs_redis_t *r);
 
 /* Classifies the text of an error reply (reply->str, reply->len of a REDIS_REPLY_ERROR) so

@@ -371,3 +371,8 @@ void rs_retry_free(rs_retry_t *r)
     free(r->heap);
     free(r);
 }
+
+unsigned long rs_retry_reconnects(const rs_retry_t *r)
+{
+    return rs_redis_reconnects(r->redis);
+}

@@ -46,6 +46,10 @@ size_t rs_retry_waiting(const rs_retry_t *r);
  * after the next start. Main thread; before the queue is closed. */
 void rs_retry_stop(rs_retry_t *r);
 
+/* Reconnections of the scheduler's Redis connection (rs_redis_reconnects()). Any thread;
+ * lock-free. */
+unsigned long rs_retry_reconnects(const rs_retry_t *r);
+
 /* Frees the scheduler (stopping it first if needed); NULL is ignored. Main thread. */
 void rs_retry_free(rs_retry_t *r);
 

@@ -21,6 +21,7 @@ rs_stream_t *rs_stream_new(const rs_stream_config_t *sc, const rs_handler_env_t 
     }
     s->cfg = sc;
     s->name = sc->name;
+    rs_histogram_init(&s->handler_duration);
     s->handler = rs_handler_new(sc, env, err, errlen);
     if (s->handler == NULL) {
         free(s);

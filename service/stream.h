@@ -5,8 +5,9 @@
  * The consumer's state for one configured stream: its handler, its counters, and the number
  * of its entries in flight (read from Redis and not yet acknowledged or given up on).
  *
- * Counters are C11 atomics, updated lock-free on the hot path by readers, workers and the
- * acknowledger, and read by whoever reports them.
+ * Counters (and the handler-duration histogram) are C11 atomics, updated lock-free on the hot
+ * path by readers, workers and the acknowledger, and read by whoever reports them (the HTTP
+ * server's /metrics and /streams, the shutdown summary).
  */
 
 #include <pthread.h>
@@ -16,6 +17,7 @@
 
 #include "config.h"
 #include "handler.h"
+#include "histogram.h"
 
 typedef struct {
     atomic_ullong received;      /* entries read from Redis (new, redelivered, claimed) */
@@ -33,6 +35,7 @@ typedef struct rs_stream {
     const char *name;              /* == cfg->name */
     rs_handler_t *handler;         /* owned */
     rs_stream_stats_t stats;
+    rs_histogram_t handler_duration; /* per entry the handler ran for; workers, lock-free */
 
     /* Entries read and not yet settled. A reader that lost its connection waits for this to
      * reach zero before it re-reads its pending entries, so nothing still in the queue or in

@@ -46,22 +46,24 @@ if ((RS_SLOW)); then RS_SCALE=4; else RS_SCALE=1; fi
 # cl_config NAME [KEY=VALUE...]: writes a consumer configuration to $RS_TMP/NAME.conf and
 # prints its path. Keys (defaults): port ($RS_REDIS_PORT), consumer (c1), threads (4),
 # queue (64), shutdown_ms (5000), block_ms (200), read_count (100), level (info),
-# streams ("events:log logs:log", space-separated NAME:HANDLER).
+# streams ("events:log logs:log", space-separated NAME:HANDLER), health_port (a free port, so
+# that consumers of parallel tests never fight over the default 8083), liveness_ms (30000).
 cl_config() {
     local name=$1
     shift
     local port=$RS_REDIS_PORT consumer=c1 threads=4 queue=64 shutdown_ms=5000 block_ms=200
-    local read_count=100 level=info streams="events:log logs:log"
+    local read_count=100 level=info streams="events:log logs:log" health_port="" liveness_ms=30000
     local kv spec list=""
     for kv in "$@"; do
         case $kv in
         port=* | consumer=* | threads=* | queue=* | shutdown_ms=* | block_ms=* | read_count=* | \
-            level=* | streams=*)
+            level=* | streams=* | health_port=* | liveness_ms=*)
             local "$kv"
             ;;
         *) rs_fail "cl_config: unknown setting '$kv'" ;;
         esac
     done
+    [[ -n $health_port ]] || health_port=$(rs_free_port)
     for spec in $streams; do
         list+="${list:+,
   }{ name = \"${spec%%:*}\"; handler = \"${spec#*:}\"; }"
@@ -71,6 +73,7 @@ cl_config() {
 redis = { host = "127.0.0.1"; port = $port; password = "$RS_REDIS_PASSWORD"; connect_timeout_ms = 2000; };
 group = { name = "workers"; consumer = "$consumer"; block_ms = $block_ms; read_count = $read_count; };
 workers = { threads = $threads; queue_capacity = $queue; shutdown_timeout_ms = $shutdown_ms; };
+health = { address = "127.0.0.1"; port = $health_port; liveness_timeout_ms = $liveness_ms; };
 streams = (
   $list
 );

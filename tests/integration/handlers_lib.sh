@@ -56,6 +56,7 @@ hl_config() {
 redis = { host = "127.0.0.1"; port = $RS_REDIS_PORT; password = "$RS_REDIS_PASSWORD"; };
 group = { name = "workers"; consumer = "c1"; block_ms = 200; max_deliveries = 1000; };
 workers = { threads = $2; queue_capacity = 64; shutdown_timeout_ms = 5000; };
+health = { port = $(rs_free_port); };
 streams = (
 $3
 );

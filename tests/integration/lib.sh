@@ -199,11 +199,16 @@ rs_restart_redis() {
     rs_fail "could not restart redis-server on port $RS_REDIS_PORT"
 }
 
-# rs_free_port: prints a loopback port nothing listens on (for "unreachable" cases).
+# rs_free_port: prints a loopback port nothing listens on (for "unreachable" cases, and for a
+# server to bind). It is taken below the kernel's ephemeral range when that leaves room, since
+# an outgoing connection may hold any ephemeral port (which a bind would then fail on) without
+# listening on it.
 rs_free_port() {
-    local port attempt
+    local port attempt low=0 high=60000
+    read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+    ((low > 21000)) && high=$((low - 1))
     for attempt in $(seq 1 50); do
-        port=$((20000 + (RANDOM * 32768 + RANDOM) % 40001))
+        port=$((20000 + (RANDOM * 32768 + RANDOM) % (high - 20000 + 1)))
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
             echo "$port"
             return 0

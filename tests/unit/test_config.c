@@ -201,6 +201,7 @@ static void assert_same_settings(const rs_config_t *a, const rs_config_t *b)
     }
     assert_string_equal(a->health.address, b->health.address);
     assert_int_equal(a->health.port, b->health.port);
+    assert_int_equal(a->health.liveness_timeout_ms, b->health.liveness_timeout_ms);
     assert_int_equal(a->tracing.enabled, b->tracing.enabled);
     assert_string_equal(a->tracing.endpoint, b->tracing.endpoint);
     assert_string_equal(a->tracing.service_name, b->tracing.service_name);
@@ -253,6 +254,7 @@ static void config_defaults_match_spec(void **state)
     }
     assert_string_equal(cfg->health.address, "127.0.0.1");
     assert_int_equal(cfg->health.port, 8083);
+    assert_int_equal(cfg->health.liveness_timeout_ms, 30000);
     assert_false(cfg->tracing.enabled);
     assert_string_equal(cfg->tracing.endpoint, "http://127.0.0.1:4318/v1/traces");
     assert_string_equal(cfg->tracing.service_name, "redstream");
@@ -522,6 +524,19 @@ static void config_rejects_bad_settings(void **state)
          "must be between 0 and 3600000, got -1"},
         {"health = { port = 70000; };\n", 1, "health.port",
          "must be between 1 and 65535, got 70000"},
+        {"health = { liveness_timeout_ms = 999; };\n", 1, "health.liveness_timeout_ms",
+         "must be between 1000 and 3600000, got 999"},
+        {"health = { liveness_timeout_ms = 3600001; };\n", 1, "health.liveness_timeout_ms",
+         "must be between 1000 and 3600000, got 3600001"},
+        /* The liveness window must hold two BLOCK timeouts of an idle reader: reported at
+         * the window when the file sets it (whatever the order of the sections)... */
+        {"health = {\n liveness_timeout_ms = 9999;\n};\n", 2, "health.liveness_timeout_ms",
+         "must be at least twice group.block_ms (5000), got 9999"},
+        {"group = { block_ms = 2000; };\nhealth = { liveness_timeout_ms = 3000; };\n", 2,
+         "health.liveness_timeout_ms", "must be at least twice group.block_ms (2000), got 3000"},
+        /* ... and at block_ms when only that is set */
+        {"group = {\n block_ms = 15001;\n};\n", 2, "group.block_ms",
+         "must be at most half of health.liveness_timeout_ms (30000), got 15001"},
         {"producer = { interval_ms = -5; };\n", 1, "producer.interval_ms",
          "must be between 0 and 86400000, got -5"},
         {"tracing = { sample_ratio = 1.5; };\n", 1, "tracing.sample_ratio",
@@ -650,6 +665,17 @@ static void config_accepts_valid_variants(void **state)
     assert_int_equal(cfg->redis.db, 5);
     assert_string_equal(cfg->redis.host, "db = 7");
     assert_int_equal(cfg->producer.interval_ms, 20);
+    rs_config_free(cfg);
+
+    /* a liveness window of exactly twice block_ms, and a long BLOCK with a wide window */
+    cfg = expect_loaded(fx->dir, "group = { block_ms = 500; };\n"
+                                 "health = { liveness_timeout_ms = 1000; };\n");
+    assert_int_equal(cfg->health.liveness_timeout_ms, 1000);
+    rs_config_free(cfg);
+    cfg = expect_loaded(fx->dir, "health = { liveness_timeout_ms = 120000; };\n"
+                                 "group = { block_ms = 60000; };\n");
+    assert_int_equal(cfg->group.block_ms, 60000);
+    assert_int_equal(cfg->health.liveness_timeout_ms, 120000);
     rs_config_free(cfg);
 
     /* a password in the file, and an empty one meaning no AUTH */
