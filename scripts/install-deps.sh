@@ -9,6 +9,9 @@ packages=(
   libcmocka-dev
   redis-server redis-tools
   procps python3
+  # Node and npm run the OTLP receiver of tests/integration/test_tracing.sh (it checks span
+  # exports against the OTLP protobuf schema; its npm packages come from the npm registry).
+  nodejs npm
   # promtool, which the tests use to validate /metrics (the package also brings a Prometheus
   # server that nothing here starts).
   prometheus

@@ -28,7 +28,14 @@
  *      enters the queue; entries waiting for a retry stay pending in Redis;
  *   2. close the queue: workers drain it and exit; wait until the deadline less a reserve
  *      kept for flushing acks; past it, abandon the queue (remaining entries stay pending);
- *   3. stop the acker, which flushes every ack and dead letter it holds, until the deadline.
+ *   3. stop the acker, which flushes every ack and dead letter it holds, until the deadline;
+ *   4. when tracing, flush the spans (every worker has ended its spans by now) for at most
+ *      min(2 s, the time left), then stop the rs-trace thread.
+ *
+ * Tracing: each handled entry gets a CONSUMER span on its worker's stack, a child of the
+ * producer's span when the entry carries a valid `traceparent` field. The worker lends the
+ * span's context to the handler through rs_entry_t.trace and hands the finished span to the
+ * exporter, which copies it (never waiting on the network).
  */
 
 #include "consumer.h"
@@ -43,11 +50,18 @@
 #include "acker.h"
 #include "backoff.h"
 #include "clock.h"
+#include "message.h"
 #include "pool.h"
 #include "queue.h"
 #include "reader.h"
 #include "retry.h"
 #include "stream.h"
+#include "trace.h"
+#include "trace_export.h"
+#include "version.h"
+
+/* The longest the exporter may take to flush spans at shutdown. */
+#define TRACE_FLUSH_MAX_NS INT64_C(2000000000)
 
 /* The service's life, for /healthz and /readyz (read by the HTTP server's threads). */
 typedef enum {
@@ -66,10 +80,11 @@ struct rs_consumer {
     rs_pool_t *pool;
     rs_retry_t *retry;
     rs_acker_t *acker;
-    rs_backoff_t *jitter; /* one per worker: retry delays, used by that worker only */
-    rs_output_t *out;     /* stdout, shared by the log handlers */
-    bool started;         /* main thread only */
-    atomic_int phase;     /* phase_t; written by the main thread, read by any */
+    rs_backoff_t *jitter;        /* one per worker: retry delays, used by that worker only */
+    rs_output_t *out;            /* stdout, shared by the log handlers */
+    rs_trace_exporter_t *tracer; /* NULL when tracing is off */
+    bool started;                /* main thread only */
+    atomic_int phase;            /* phase_t; written by the main thread, read by any */
 };
 
 /* Hands a failed entry to the acker for its dead-letter stream (taking ownership). */
@@ -110,6 +125,52 @@ static void schedule_retry(rs_consumer_t *c, unsigned worker, rs_entry_t *e,
     }
 }
 
+/* Starts the CONSUMER span for `e`: a child of the entry's `traceparent` field when that is
+ * valid (an invalid one is only worth a debug line), a new root otherwise. Returns 0, or -1
+ * when no span could be started (the entry is handled untraced). */
+static int start_span(rs_consumer_t *c, const rs_entry_t *e, rs_span_t *span)
+{
+    rs_trace_context_t parent;
+    const rs_trace_context_t *pp = NULL;
+    for (size_t i = 0; i < e->nfields; i++) {
+        const rs_field_t *f = &e->fields[i];
+        if (f->name_len != sizeof(RS_FIELD_TRACEPARENT) - 1 ||
+            memcmp(f->name, RS_FIELD_TRACEPARENT, f->name_len) != 0)
+            continue;
+        if (rs_traceparent_parse(f->value, f->value_len, &parent) == 0)
+            pp = &parent;
+        else
+            rs_log(c->log, RS_LOG_DEBUG, "worker",
+                   "stream=%s id=%s invalid traceparent field ignored; starting a new trace",
+                   e->stream_name, e->id);
+        break;
+    }
+    char name[RS_SPAN_TEXT_MAX];
+    snprintf(name, sizeof(name), "%s process", e->stream_name);
+    if (rs_span_start(span, name, RS_SPAN_KIND_CONSUMER, pp, c->cfg->tracing.sample_ratio) != 0)
+        return -1;
+    rs_span_set_str(span, "messaging.system", "redis");
+    rs_span_set_str(span, "messaging.destination.name", e->stream_name);
+    rs_span_set_str(span, "messaging.message.id", e->id);
+    rs_span_set_str(span, "messaging.consumer.group.name", c->cfg->group.name);
+    rs_span_set_str(span, "messaging.operation.type", "process");
+    rs_span_set_int(span, "messaging.redis.delivery_count",
+                    e->delivery > INT64_MAX ? INT64_MAX : (int64_t)e->delivery);
+    return 0;
+}
+
+/* Ends a CONSUMER span with the handler's outcome and hands it to the exporter. */
+static void finish_span(rs_consumer_t *c, rs_span_t *span, rs_outcome_t outcome,
+                        const rs_handler_report_t *report)
+{
+    if (outcome == RS_OUTCOME_SUCCESS)
+        rs_span_set_status(span, RS_SPAN_STATUS_UNSET, NULL);
+    else
+        rs_span_set_status(span, RS_SPAN_STATUS_ERROR, report->error);
+    rs_span_end(span);
+    rs_trace_exporter_submit(c->tracer, span);
+}
+
 /* The work function: runs on a worker thread for each entry, and decides its fate. */
 static void handle_entry(void *arg, unsigned worker, rs_entry_t *e)
 {
@@ -126,9 +187,15 @@ static void handle_entry(void *arg, unsigned worker, rs_entry_t *e)
         return;
     }
     rs_handler_report_t report;
+    rs_span_t span;
+    bool traced = c->tracer != NULL && start_span(c, e, &span) == 0;
+    e->trace = traced ? &span.ctx : NULL;
     int64_t began = rs_clock_monotonic_ns();
     rs_outcome_t outcome = rs_handler_handle(s->handler, worker, e, &report);
     rs_histogram_observe(&s->handler_duration, rs_clock_monotonic_ns() - began);
+    e->trace = NULL;
+    if (traced)
+        finish_span(c, &span, outcome, &report);
     if (outcome == RS_OUTCOME_SUCCESS) {
         atomic_fetch_add(&s->stats.succeeded, 1);
         if (rs_acker_add(c->acker, s, s->name, e->id) != 0) {
@@ -195,6 +262,11 @@ rs_consumer_t *rs_consumer_new(const rs_config_t *cfg, rs_logger_t *log, char *e
     c->retry = rs_retry_new(cfg, c->queue, log, err, errlen);
     if (c->retry == NULL)
         goto fail;
+    if (cfg->tracing.enabled) {
+        c->tracer = rs_trace_exporter_new(cfg, RS_VERSION, log, err, errlen);
+        if (c->tracer == NULL)
+            goto fail;
+    }
     /* Each reader holds its slots while it blocks, so none may take more than its share of
      * the queue; one more share stays free for due retries. */
     size_t share = (size_t)cfg->workers.queue_capacity / (cfg->nstreams + 1);
@@ -221,6 +293,8 @@ fail:
 int rs_consumer_start(rs_consumer_t *c, char *err, size_t errlen)
 {
     c->started = true;
+    if (c->tracer != NULL && rs_trace_exporter_start(c->tracer, err, errlen) != 0)
+        return -1;
     if (rs_acker_start(c->acker, err, errlen) != 0 || rs_pool_start(c->pool, err, errlen) != 0 ||
         rs_retry_start(c->retry, err, errlen) != 0)
         return -1;
@@ -342,6 +416,11 @@ void rs_consumer_snapshot(const rs_consumer_t *c, rs_metrics_t *m, rs_metrics_st
     m->workers_busy = rs_pool_busy(c->pool);
     m->retry_waiting = rs_retry_waiting(c->retry);
     m->redis_reconnects = rs_acker_reconnects(c->acker) + rs_retry_reconnects(c->retry);
+    m->has_tracing = c->tracer != NULL;
+    if (c->tracer != NULL) {
+        m->trace_spans_dropped = rs_trace_exporter_dropped(c->tracer);
+        m->trace_spans_exported = rs_trace_exporter_exported(c->tracer);
+    }
     m->nstreams = c->nstreams;
     m->streams = streams;
     for (size_t i = 0; i < c->nstreams; i++) {
@@ -405,6 +484,12 @@ int rs_consumer_stop(rs_consumer_t *c)
                "%zu acks could not be sent; those entries stay pending and will be "
                "delivered again",
                unsent);
+    if (c->tracer != NULL) {
+        int64_t now = rs_clock_monotonic_ns();
+        int64_t left = deadline - now > 0 ? deadline - now : 0;
+        rs_trace_exporter_stop(c->tracer,
+                               now + (left < TRACE_FLUSH_MAX_NS ? left : TRACE_FLUSH_MAX_NS));
+    }
     for (size_t i = 0; i < c->nstreams; i++) {
         rs_stream_stats_t *st = &c->streams[i]->stats;
         rs_log(c->log, RS_LOG_INFO, "consumer",
@@ -432,6 +517,7 @@ void rs_consumer_free(rs_consumer_t *c)
     }
     rs_retry_free(c->retry);
     rs_acker_free(c->acker);
+    rs_trace_exporter_free(c->tracer);
     rs_pool_free(c->pool);
     rs_queue_free(c->queue);
     rs_output_free(c->out);

@@ -15,6 +15,7 @@
  * | rs-acker        | batched XACK, dead letters           | rs_acker_t   | flag, after flush   |
  * | MHD-worker (3)  | HTTP: /healthz /readyz /streams ...  | rs_health_t  | MHD_stop_daemon()   |
  * | rs-http-reaper  | closes HTTP requests over time limit | rs_health_t  | flag + broadcast    |
+ * | rs-trace        | OTLP export of buffered spans        | exporter     | flag + deadline     |
  *
  * The MHD-worker threads are libmicrohttpd's (it names them); they only read atomics of this
  * service, never take a lock a reader or worker holds, and open their own Redis connections.

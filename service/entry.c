@@ -45,6 +45,7 @@ static rs_entry_t *entry_alloc(size_t size, size_t nfields, struct rs_stream *st
     memcpy(e->id, id, id_len);
     e->id[id_len] = '\0';
     e->delivery = delivery;
+    e->trace = NULL;
     e->nfields = nfields;
     e->fields = (rs_field_t *)(e + 1);
     *cursor = (char *)(e->fields + nfields);

@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "traceparent.h"
+
 /* Longest entry id text ("18446744073709551615-18446744073709551615") plus the NUL. */
 #define RS_ENTRY_ID_MAX 48
 
@@ -31,6 +33,10 @@ typedef struct {
     const char *stream_name;  /* borrowed, as `stream` */
     char id[RS_ENTRY_ID_MAX];
     uint64_t delivery; /* times Redis has delivered it, this delivery included */
+    /* The trace context of the consumer span handling this entry, set by the worker just
+     * before it calls the handler and cleared after (borrowed from the worker's stack);
+     * NULL when tracing is off. Handlers that call out (http) propagate it. */
+    const rs_trace_context_t *trace;
     size_t nfields;
     rs_field_t *fields; /* nfields pairs, inside the same allocation */
 } rs_entry_t;

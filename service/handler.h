@@ -9,6 +9,11 @@
  * A handler instance belongs to one stream and is called concurrently by every worker
  * thread; `worker` (0 .. threads-1) lets a kind keep per-worker state (a libcurl handle, say)
  * without locks or thread-local storage.
+ *
+ * Tracing: while `handle` runs, e->trace points at the trace context of the worker's
+ * CONSUMER span for this entry (NULL when tracing is off), borrowed until `handle` returns.
+ * A kind that calls another service passes it on (the http kind sends it as the W3C
+ * `traceparent` header). Carrying it in the entry keeps the handler signature unchanged.
  */
 
 #include <stddef.h>

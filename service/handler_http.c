@@ -189,10 +189,18 @@ static struct curl_slist *request_headers(const http_handler_t *hh, const rs_ent
             goto oom;
         list = grown;
     }
-    /* Per-entry headers. Trace context propagation (a W3C traceparent derived from the
-     * entry's span) is added here, next to the idempotency key, when tracing arrives. */
+    /* Per-entry headers: the idempotency key and, when tracing, the consumer span's context
+     * as a W3C traceparent, so the webhook's spans join the entry's trace. */
     if ((grown = add_idempotency_key(list, e)) == NULL)
         goto oom;
+    list = grown;
+    if (e->trace != NULL) {
+        char header[sizeof("traceparent: ") + RS_TRACEPARENT_LEN];
+        memcpy(header, "traceparent: ", sizeof("traceparent: ") - 1);
+        rs_traceparent_format(e->trace, header + sizeof("traceparent: ") - 1);
+        if ((grown = curl_slist_append(list, header)) == NULL)
+            goto oom;
+    }
     return grown;
 oom:
     curl_slist_free_all(list);

@@ -16,6 +16,7 @@ int rs_demo_entry_init(rs_demo_entry_t *e, uint64_t seq, const char *type, time_
 {
     snprintf(e->message, sizeof(e->message), "Message #%" PRIu64, seq);
     e->type = type;
+    e->traceparent[0] = '\0';
     return rs_clock_format_rfc3339(now, e->timestamp, sizeof(e->timestamp)) < 0 ? -1 : 0;
 }
 
@@ -46,6 +47,10 @@ int rs_xadd_argv(const char *stream, uint64_t maxlen, char maxlen_buf[24], const
     PUSH_STR(e->type);
     PUSH_STR(RS_FIELD_TIMESTAMP);
     PUSH_STR(e->timestamp);
+    if (e->traceparent[0] != '\0') {
+        PUSH_STR(RS_FIELD_TRACEPARENT);
+        PUSH_STR(e->traceparent);
+    }
 #undef PUSH_STR
 #undef PUSH
     return argc;

@@ -275,6 +275,16 @@ char *rs_metrics_prometheus(const rs_metrics_t *m, size_t *len)
 
     put_histograms(f, m);
 
+    if (m->has_tracing) {
+        put_family(f, "redstream_trace_spans_exported_total", "counter",
+                   "Spans the OTLP collector accepted.");
+        fprintf(f, "redstream_trace_spans_exported_total %" PRIu64 "\n", m->trace_spans_exported);
+        put_family(f, "redstream_trace_spans_dropped_total", "counter",
+                   "Spans lost: the buffer was full, the collector rejected them, or they were "
+                   "unsent at shutdown.");
+        fprintf(f, "redstream_trace_spans_dropped_total %" PRIu64 "\n", m->trace_spans_dropped);
+    }
+
     if (m->has_process) {
         put_family(f, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
         fprintf(f, "process_resident_memory_bytes %" PRIu64 "\n", m->resident_memory_bytes);

@@ -43,6 +43,9 @@ typedef struct {
     uint64_t workers, workers_busy;
     uint64_t retry_waiting;
 
+    bool has_tracing; /* tracing is on: the trace_* counters below are rendered */
+    uint64_t trace_spans_exported, trace_spans_dropped;
+
     bool has_process; /* the process_* values below were read */
     uint64_t resident_memory_bytes;
     uint64_t open_fds;
@@ -58,7 +61,8 @@ typedef struct {
 
 /* Renders `m` in the Prometheus text exposition format 0.0.4: HELP and TYPE lines for every
  * family, per-stream counters and gauges labelled stream="...", the handler-duration
- * histogram, process metrics (when has_process) and redstream_build_info. The names are
+ * histogram, the span exporter's counters (when has_tracing), process metrics (when
+ * has_process) and redstream_build_info. The names are
  * listed in README.md. Returns a NUL-terminated heap string with its length in `*len` (caller
  * frees with free()), or NULL when out of memory. Pure; any thread. */
 char *rs_metrics_prometheus(const rs_metrics_t *m, size_t *len);

@@ -24,11 +24,17 @@
  * Delivery is at-least-once: when the connection breaks during an XADD, the producer cannot
  * know whether Redis stored the entry, so after reconnecting it sends the same entry again,
  * and it may then appear twice (with different ids, same content).
+ * Tracing (tracing.enabled): each entry gets a PRODUCER span around its XADD and carries the
+ * span's context as a `traceparent` field. Spans go to the exporter's "rs-trace" thread (the
+ * only other thread; it inherits the blocked SIGINT/SIGTERM, so signals still reach only this
+ * thread's ppoll), which is flushed for at most FLUSH_MAX_MS when the producer stops.
  */
 
+#include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -47,6 +53,8 @@
 #include "message.h"
 #include "redis_conn.h"
 #include "replay.h"
+#include "trace.h"
+#include "trace_export.h"
 #include "version.h"
 
 #define LOG_MODULE "producer"
@@ -59,6 +67,9 @@
 #define INTERVAL_MAX_MS INT64_C(86400000)
 
 #define NS_PER_MS INT64_C(1000000)
+
+/* The longest the span exporter may take to flush when the producer stops. */
+#define FLUSH_MAX_MS 2000
 
 static const char *const prog = "redstream-producer";
 
@@ -98,7 +109,8 @@ typedef struct {
     uint64_t count;
     uint64_t maxlen;
     uint64_t published;
-    rs_backoff_t busy_backoff; /* paces retries while Redis answers LOADING, BUSY, ... */
+    rs_backoff_t busy_backoff;   /* paces retries while Redis answers LOADING, BUSY, ... */
+    rs_trace_exporter_t *tracer; /* NULL when tracing is off */
 } producer_t;
 
 /* publish()'s answer when a stop signal ended a wait; other answers are exit codes. */
@@ -416,9 +428,10 @@ static int error_code_len(const redisReply *reply)
 }
 
 /* Publishes entry `e`, retrying the same entry through reconnects and "not ready yet"
- * replies. Returns 0 once Redis returned an id, PUBLISH_STOPPED when a stop signal ended a
- * wait, or the exit code for a failure retrying cannot fix (logged here). */
-static int publish(producer_t *p, const rs_demo_entry_t *e)
+ * replies. Returns 0 once Redis returned an id (copied into `id`, `idlen` bytes),
+ * PUBLISH_STOPPED when a stop signal ended a wait, or the exit code for a failure retrying
+ * cannot fix (logged here). */
+static int publish(producer_t *p, const rs_demo_entry_t *e, char *id, size_t idlen)
 {
     const char *stream = p->cfg->producer.stream;
     const char *argv[RS_XADD_MAX_ARGS];
@@ -451,6 +464,7 @@ static int publish(producer_t *p, const rs_demo_entry_t *e)
                        rs_redis_addr(p->redis), p->busy_backoff.attempt + 1);
             rs_log(p->log, RS_LOG_INFO, LOG_MODULE, "published stream=%s id=%.*s message=\"%s\"",
                    stream, (int)reply->len, reply->str, e->message);
+            snprintf(id, idlen, "%.*s", (int)reply->len, reply->str);
             freeReplyObject(reply);
             rs_backoff_reset(&p->busy_backoff);
             return 0;
@@ -494,6 +508,34 @@ static int publish(producer_t *p, const rs_demo_entry_t *e)
     }
 }
 
+/* Starts the PRODUCER span of entry `e` (a new trace) and writes its context into the entry.
+ * Returns 0, or -1 when no span could be started (the entry goes out untraced). */
+static int start_span(producer_t *p, rs_span_t *span, rs_demo_entry_t *e)
+{
+    char name[RS_SPAN_TEXT_MAX];
+    snprintf(name, sizeof(name), "%s publish", p->cfg->producer.stream);
+    if (rs_span_start(span, name, RS_SPAN_KIND_PRODUCER, NULL, p->cfg->tracing.sample_ratio) != 0)
+        return -1;
+    rs_traceparent_format(&span->ctx, e->traceparent);
+    rs_span_set_str(span, "messaging.system", "redis");
+    rs_span_set_str(span, "messaging.destination.name", p->cfg->producer.stream);
+    rs_span_set_str(span, "messaging.operation.type", "send");
+    return 0;
+}
+
+/* Ends a PRODUCER span with publish()'s answer `rc` and the entry's id, and queues it. */
+static void finish_span(producer_t *p, rs_span_t *span, int rc, const char *id)
+{
+    if (rc == 0)
+        rs_span_set_str(span, "messaging.message.id", id);
+    else
+        rs_span_set_status(span, RS_SPAN_STATUS_ERROR,
+                           rc == PUBLISH_STOPPED ? "stopped before Redis accepted the entry"
+                                                 : "Redis refused the entry");
+    rs_span_end(span);
+    rs_trace_exporter_submit(p->tracer, span);
+}
+
 /* Publishes until stopped, --count, or a fatal error. Returns the exit code. */
 static int run(producer_t *p)
 {
@@ -514,7 +556,12 @@ static int run(producer_t *p)
             code = RS_EXIT_FAILURE;
             break;
         }
-        int rc = publish(p, &e);
+        rs_span_t span;
+        bool traced = p->tracer != NULL && start_span(p, &span, &e) == 0;
+        char id[64] = "";
+        int rc = publish(p, &e, id, sizeof(id));
+        if (traced)
+            finish_span(p, &span, rc, id);
         if (rc == PUBLISH_STOPPED) {
             why = signal_name(stop_signal);
             break;
@@ -567,6 +614,17 @@ static int replay(producer_t *p, const char *name, bool dry_run)
     return RS_EXIT_OK;
 }
 
+/* Flushes the spans for at most FLUSH_MAX_MS and releases the exporter and libcurl. */
+static void stop_tracing(producer_t *p)
+{
+    if (p->tracer == NULL)
+        return;
+    rs_trace_exporter_stop(p->tracer, rs_clock_monotonic_ns() + FLUSH_MAX_MS * NS_PER_MS);
+    rs_trace_exporter_free(p->tracer);
+    p->tracer = NULL;
+    curl_global_cleanup();
+}
+
 int main(int argc, char **argv)
 {
     flags_t fl;
@@ -608,6 +666,27 @@ int main(int argc, char **argv)
         rs_config_free(cfg);
         return RS_EXIT_FAILURE;
     }
+    /* The span exporter's thread needs libcurl's global state and jansson's hash seed set up
+     * while this is the only thread. --replay-dlq makes no spans. */
+    if (cfg->tracing.enabled && fl.replay_dlq == NULL) {
+        char err[512];
+        json_object_seed(0);
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+            rs_log(p.log, RS_LOG_ERROR, LOG_MODULE, "cannot initialise libcurl");
+            rs_logger_free(p.log);
+            rs_config_free(cfg);
+            return RS_EXIT_FAILURE;
+        }
+        p.tracer = rs_trace_exporter_new(cfg, RS_VERSION, p.log, err, sizeof(err));
+        if (p.tracer == NULL || rs_trace_exporter_start(p.tracer, err, sizeof(err)) != 0) {
+            rs_log(p.log, RS_LOG_ERROR, LOG_MODULE, "%s", err);
+            rs_trace_exporter_free(p.tracer);
+            curl_global_cleanup();
+            rs_logger_free(p.log);
+            rs_config_free(cfg);
+            return RS_EXIT_FAILURE;
+        }
+    }
 
     int command_timeout = cfg->redis.connect_timeout_ms > COMMAND_TIMEOUT_MIN_MS
                               ? cfg->redis.connect_timeout_ms
@@ -615,6 +694,7 @@ int main(int argc, char **argv)
     p.redis = rs_redis_new_from_config(cfg, "producer", command_timeout, p.log);
     if (p.redis == NULL) {
         rs_log(p.log, RS_LOG_ERROR, LOG_MODULE, "out of memory");
+        stop_tracing(&p);
         rs_logger_free(p.log);
         rs_config_free(cfg);
         return RS_EXIT_FAILURE;
@@ -639,6 +719,7 @@ int main(int argc, char **argv)
         rc = exit_code_for(st);
     }
 
+    stop_tracing(&p);
     rs_redis_free(p.redis);
     rs_logger_free(p.log);
     rs_config_free(cfg);

@@ -62,12 +62,31 @@ static void message_xadd_with_maxlen(void **state)
     assert_arg(argv, argvlen, 5, "*");
 }
 
+static void message_xadd_with_traceparent(void **state)
+{
+    (void)state;
+    rs_demo_entry_t e;
+    rs_demo_entry_init(&e, 3, "test", 0);
+    /* init leaves no traceparent: the field is added only when the producer traces. */
+    assert_string_equal(e.traceparent, "");
+    strcpy(e.traceparent, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+    const char *argv[RS_XADD_MAX_ARGS];
+    size_t argvlen[RS_XADD_MAX_ARGS];
+    char buf[24];
+    /* The longest form: MAXLEN and the traceparent together fill RS_XADD_MAX_ARGS. */
+    int argc = rs_xadd_argv("events", 5, buf, &e, argv, argvlen);
+    assert_int_equal(argc, RS_XADD_MAX_ARGS);
+    assert_arg(argv, argvlen, 12, "traceparent");
+    assert_arg(argv, argvlen, 13, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(message_demo_entry_fields),
         cmocka_unit_test(message_xadd_without_trim),
         cmocka_unit_test(message_xadd_with_maxlen),
+        cmocka_unit_test(message_xadd_with_traceparent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

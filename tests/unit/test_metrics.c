@@ -258,6 +258,24 @@ static void metrics_lag_left_out_when_unknown(void **state)
     }
 }
 
+/* The span exporter's counters appear only when tracing is on, as two counters. */
+static void metrics_prometheus_tracing_counters(void **state)
+{
+    (void)state;
+    rs_metrics_stream_t s;
+    rs_metrics_t m = one_stream(&s, "events");
+    char *text = render(&m);
+    assert_null(strstr(text, "redstream_trace_"));
+    free(text);
+    m.has_tracing = true, m.trace_spans_exported = 7, m.trace_spans_dropped = 2;
+    text = render(&m);
+    assert_non_null(strstr(text, "# TYPE redstream_trace_spans_exported_total counter\n"
+                                 "redstream_trace_spans_exported_total 7\n"));
+    assert_non_null(strstr(text, "# TYPE redstream_trace_spans_dropped_total counter\n"
+                                 "redstream_trace_spans_dropped_total 2\n"));
+    free(text);
+}
+
 /* /streams: Redis's view and the process's counters, with nil values as null and names from
  * Redis made valid UTF-8 (NUL bytes kept). */
 static void metrics_streams_json_structure(void **state)
@@ -351,6 +369,7 @@ int main(void)
         cmocka_unit_test(metrics_histogram_is_cumulative),
         cmocka_unit_test(metrics_prometheus_golden),
         cmocka_unit_test(metrics_lag_left_out_when_unknown),
+        cmocka_unit_test(metrics_prometheus_tracing_counters),
         cmocka_unit_test(metrics_streams_json_structure),
         cmocka_unit_test(metrics_error_json_is_valid),
     };
