@@ -9,13 +9,18 @@ packages=(
   libcmocka-dev
   redis-server redis-tools
   procps python3
-  # Node and npm run the OTLP receiver of tests/integration/test_tracing.sh (it checks span
-  # exports against the OTLP protobuf schema; its npm packages come from the npm registry).
-  nodejs npm
   # promtool, which the tests use to validate /metrics (the package also brings a Prometheus
   # server that nothing here starts).
   prometheus
 )
+
+# Node and npm run the OTLP receiver of tests/integration/test_tracing.sh (it checks span
+# exports against the OTLP protobuf schema; its npm packages come from the npm registry).
+# Debian's nodejs and npm packages only when there is no node yet: a machine with Node from
+# elsewhere (NodeSource's nodejs bundles npm and conflicts with Debian's npm) keeps it.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  packages+=(nodejs npm)
+fi
 
 sudo=()
 if [ "$(id -u)" -ne 0 ]; then
