@@ -87,7 +87,7 @@ typedef struct {
     const char *config_path; /* NULL: default path or built-in defaults */
     bool check_only;
     const char *redis_addr; /* NULL: keep the configuration's */
-    char *redis_pass;       /* a copy (argv's is blanked); wiped and freed by flags_wipe() */
+    char *redis_pass;       /* a copy (argv's is blanked); see flags_forget_password() */
     bool have_redis_pass;
     const char *stream;
     const char *type;
@@ -180,7 +180,9 @@ static int parse_positive(const char *flag, const char *text, uint64_t *out)
     return 0;
 }
 
-static void flags_wipe(flags_t *fl)
+/* Wipes and frees the --redis-pass copy once the configuration holds its own; the other
+ * flags point into argv and stay valid. */
+static void flags_forget_password(flags_t *fl)
 {
     if (fl->redis_pass != NULL) {
         explicit_bzero(fl->redis_pass, strlen(fl->redis_pass));
@@ -236,7 +238,7 @@ static int parse_flags(int argc, char **argv, flags_t *fl)
             fl->redis_addr = optarg;
             break;
         case OPT_REDIS_PASS:
-            flags_wipe(fl);
+            flags_forget_password(fl);
             fl->redis_pass = strdup(optarg);
             if (fl->redis_pass == NULL) {
                 fprintf(stderr, "%s: out of memory\n", prog);
@@ -631,17 +633,17 @@ int main(int argc, char **argv)
     memset(&fl, 0, sizeof(fl));
     int rc = parse_flags(argc, argv, &fl);
     if (rc != 0) {
-        flags_wipe(&fl);
+        flags_forget_password(&fl);
         return rc < 0 ? RS_EXIT_USAGE : RS_EXIT_OK;
     }
 
     rs_config_t *cfg = rs_cli_load_config(prog, fl.config_path);
     if (cfg == NULL) {
-        flags_wipe(&fl);
+        flags_forget_password(&fl);
         return RS_EXIT_CONFIG;
     }
     rc = apply_flags(cfg, &fl);
-    flags_wipe(&fl);
+    flags_forget_password(&fl);
     if (rc != 0) {
         rs_config_free(cfg);
         return rc;
