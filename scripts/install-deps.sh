@@ -6,12 +6,18 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config git
   libhiredis-dev libconfig-dev libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev
-  libcmocka-dev
+  libcmocka-dev libsystemd-dev
   redis-server redis-tools
   procps python3
   # promtool, which the tests use to validate /metrics (the package also brings a Prometheus
   # server that nothing here starts).
   prometheus
+  # systemd-analyze (verify and security checks of the unit), dpkg-shlibdeps (CPack computes
+  # the .deb's dependencies with it), and Debian's docker-compose (validates
+  # docker-compose.yaml; no Docker engine is needed or started).
+  systemd dpkg-dev docker-compose
+  # man (with groff) renders the man pages in tests/integration/test_man_pages.sh.
+  man-db
 )
 
 # Node and npm run the OTLP receiver of tests/integration/test_tracing.sh (it checks span

@@ -26,9 +26,9 @@ rs_config_t *rs_cli_load_config(const char *prog, const char *path)
             fprintf(stderr, "%s: %s\n", prog, err);
         return cfg;
     }
-    cfg = rs_config_new_defaults();
+    cfg = rs_config_new_defaults(err, sizeof(err));
     if (cfg == NULL)
-        fprintf(stderr, "%s: out of memory\n", prog);
+        fprintf(stderr, "%s: %s\n", prog, err);
     return cfg;
 }
 

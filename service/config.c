@@ -119,6 +119,82 @@ static void free_streams(rs_stream_config_t *streams, size_t n)
     free(streams);
 }
 
+/* Reads the first line of the secret file `path` into a new string in `*out` (caller wipes and
+ * frees it). With `private_only`, refuses a file that group or others may read: the point of a
+ * password file is that only the service's user sees the secret. Returns 0, or -1 with the
+ * problem in `why` (never the file's contents). */
+static int read_secret_file(const char *path, bool private_only, char **out, char *why,
+                            size_t whylen)
+{
+    char ebuf[128];
+    char buf[PASSWORD_FILE_MAX + 1];
+    struct stat st;
+    size_t len = 0;
+    int rc = -1;
+
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        snprintf(why, whylen, "cannot read %s: %s", path, errno_text(errno, ebuf, sizeof(ebuf)));
+        return -1;
+    }
+    /* fstat on the open descriptor, so the file checked is the file read. */
+    if (fstat(fd, &st) != 0) {
+        snprintf(why, whylen, "cannot read %s: %s", path, errno_text(errno, ebuf, sizeof(ebuf)));
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(why, whylen, "%s is not a regular file", path);
+        goto out;
+    }
+    if (private_only && (st.st_mode & 077) != 0) {
+        snprintf(why, whylen, "%s is readable by group or others (mode %03o); chmod 600 %s", path,
+                 (unsigned)(st.st_mode & 0777), path);
+        goto out;
+    }
+    while (len < sizeof(buf) - 1) {
+        ssize_t got = read(fd, buf + len, sizeof(buf) - 1 - len);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            snprintf(why, whylen, "cannot read %s: %s", path,
+                     errno_text(errno, ebuf, sizeof(ebuf)));
+            goto out;
+        }
+        if (got == 0)
+            break;
+        len += (size_t)got; /* got > 0 here */
+    }
+    char *nl = memchr(buf, '\n', len);
+    if (nl == NULL && len == sizeof(buf) - 1) {
+        snprintf(why, whylen, "the first line of %s is longer than %d bytes", path,
+                 PASSWORD_FILE_MAX - 1);
+        goto out;
+    }
+    if (nl != NULL)
+        len = (size_t)(nl - buf); /* nl points into buf */
+    while (len > 0 && (buf[len - 1] == '\r' || buf[len - 1] == '\n'))
+        len--;
+    if (len == 0) {
+        snprintf(why, whylen, "%s is empty (the password is its first line)", path);
+        goto out;
+    }
+    if (memchr(buf, '\0', len) != NULL) {
+        snprintf(why, whylen, "the first line of %s contains a NUL byte", path);
+        goto out;
+    }
+    buf[len] = '\0';
+    *out = strdup(buf);
+    if (*out == NULL) {
+        snprintf(why, whylen, "out of memory");
+        goto out;
+    }
+    rc = 0;
+out:
+    explicit_bzero(buf, sizeof(buf));
+    close(fd);
+    return rc;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Built-in defaults.                                                                         */
 
@@ -225,32 +301,67 @@ static rs_config_t *config_defaults(void)
     return cfg;
 }
 
-/* REDSTREAM_REDIS_PASSWORD wins over the file and the default: set and non-empty, it is the
- * password; set and empty, it means "no password" (the way to turn AUTH off without editing
- * the file). Returns 0, or -1 when out of memory. */
-static int apply_environment(rs_config_t *cfg)
+/* The password's sources beyond the file, strongest first:
+ *   1. REDSTREAM_REDIS_PASSWORD: set and non-empty, it is the password; set and empty, it means
+ *      "no password" (the way to turn AUTH off without editing the file);
+ *   2. the systemd credential RS_CREDENTIAL_REDIS_PASSWORD in $CREDENTIALS_DIRECTORY (the
+ *      unit's LoadCredential=), when that file exists; systemd makes it readable by the
+ *      service alone, so its mode is not checked;
+ *   3. whatever the file and the defaults said.
+ * Returns 0, or -1 with a message in `err` (an unreadable credential, out of memory). */
+static int apply_environment(rs_config_t *cfg, char *err, size_t errlen)
 {
     const char *env = getenv(RS_ENV_REDIS_PASSWORD);
 
-    if (env == NULL)
-        return 0;
-    if (env[0] == '\0') {
+    if (env != NULL && env[0] == '\0') {
         wipe_free(cfg->redis.password);
         cfg->redis.password = NULL;
         cfg->redis.password_source = RS_SECRET_NONE;
         return 0;
     }
-    if (rs_config_set_string(&cfg->redis.password, env) != 0)
+    if (env != NULL) {
+        if (rs_config_set_string(&cfg->redis.password, env) != 0) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        cfg->redis.password_source = RS_SECRET_ENVIRONMENT;
+        return 0;
+    }
+    const char *dir = getenv("CREDENTIALS_DIRECTORY");
+    if (dir == NULL || dir[0] == '\0')
+        return 0;
+    char path[PATH_MAX];
+    struct stat st;
+    if (snprintf(path, sizeof(path), "%s/%s", dir, RS_CREDENTIAL_REDIS_PASSWORD) >=
+        (int)sizeof(path)) {
+        snprintf(err, errlen, "$CREDENTIALS_DIRECTORY is too long");
         return -1;
-    cfg->redis.password_source = RS_SECRET_ENVIRONMENT;
+    }
+    if (stat(path, &st) != 0 && errno == ENOENT)
+        return 0; /* the unit loads no such credential */
+    char why[PATH_MAX + 128];
+    char *password = NULL;
+    if (read_secret_file(path, false, &password, why, sizeof(why)) != 0) {
+        snprintf(err, errlen, "systemd credential %s: %s", RS_CREDENTIAL_REDIS_PASSWORD, why);
+        return -1;
+    }
+    wipe_free(cfg->redis.password);
+    cfg->redis.password = password;
+    cfg->redis.password_source = RS_SECRET_CREDENTIAL;
     return 0;
 }
 
-rs_config_t *rs_config_new_defaults(void)
+rs_config_t *rs_config_new_defaults(char *err, size_t errlen)
 {
     rs_config_t *cfg = config_defaults();
 
-    if (cfg != NULL && apply_environment(cfg) != 0) {
+    if (err == NULL)
+        errlen = 0; /* snprintf(NULL, 0, ...) is valid and writes nothing */
+    if (cfg == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (apply_environment(cfg, err, errlen) != 0) {
         rs_config_free(cfg);
         return NULL;
     }
@@ -1087,82 +1198,21 @@ struct section_spec {
     int (*finish)(const loader_t *ld, const config_setting_t *s, rs_config_t *cfg);
 };
 
-/* Reads the first line of the password file, refusing a file others can read: the point of a
- * password file is that only the service's user sees the secret. The file's contents never
- * appear in a message. */
 static int read_password_file(const loader_t *ld, const config_setting_t *s, rs_config_t *cfg)
 {
     const char *setting = "redis.password_file";
     char path[PATH_MAX];
-    char ebuf[128];
-    char buf[PASSWORD_FILE_MAX + 1];
-    struct stat st;
-    size_t len = 0;
-    int rc = -1;
+    char why[PATH_MAX + 128];
+    char *password = NULL;
 
     if (resolve_path(ld, cfg->redis.password_file, path, sizeof(path)) != 0)
         return fail_at(ld, s, setting, "path is too long");
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0)
-        return fail_at(ld, s, setting, "cannot read %s: %s", path,
-                       errno_text(errno, ebuf, sizeof(ebuf)));
-    /* fstat on the open descriptor, so the file checked is the file read. */
-    if (fstat(fd, &st) != 0) {
-        rc = fail_at(ld, s, setting, "cannot read %s: %s", path,
-                     errno_text(errno, ebuf, sizeof(ebuf)));
-        goto out;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        rc = fail_at(ld, s, setting, "%s is not a regular file", path);
-        goto out;
-    }
-    if ((st.st_mode & 077) != 0) {
-        rc = fail_at(ld, s, setting, "%s is readable by group or others (mode %03o); chmod 600 %s",
-                     path, (unsigned)(st.st_mode & 0777), path);
-        goto out;
-    }
-    while (len < sizeof(buf) - 1) {
-        ssize_t got = read(fd, buf + len, sizeof(buf) - 1 - len);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got < 0) {
-            rc = fail_at(ld, s, setting, "cannot read %s: %s", path,
-                         errno_text(errno, ebuf, sizeof(ebuf)));
-            goto out;
-        }
-        if (got == 0)
-            break;
-        len += (size_t)got; /* got > 0 here */
-    }
-    char *nl = memchr(buf, '\n', len);
-    if (nl == NULL && len == sizeof(buf) - 1) {
-        rc = fail_at(ld, s, setting, "the first line of %s is longer than %d bytes", path,
-                     PASSWORD_FILE_MAX - 1);
-        goto out;
-    }
-    if (nl != NULL)
-        len = (size_t)(nl - buf); /* nl points into buf */
-    while (len > 0 && (buf[len - 1] == '\r' || buf[len - 1] == '\n'))
-        len--;
-    if (len == 0) {
-        rc = fail_at(ld, s, setting, "%s is empty (the password is its first line)", path);
-        goto out;
-    }
-    if (memchr(buf, '\0', len) != NULL) {
-        rc = fail_at(ld, s, setting, "the first line of %s contains a NUL byte", path);
-        goto out;
-    }
-    buf[len] = '\0';
-    if (rs_config_set_string(&cfg->redis.password, buf) != 0) {
-        rc = fail_oom(ld);
-        goto out;
-    }
+    if (read_secret_file(path, true, &password, why, sizeof(why)) != 0)
+        return fail_at(ld, s, setting, "%s", why);
+    wipe_free(cfg->redis.password);
+    cfg->redis.password = password;
     cfg->redis.password_source = RS_SECRET_FILE;
-    rc = 0;
-out:
-    explicit_bzero(buf, sizeof(buf));
-    close(fd);
-    return rc;
+    return 0;
 }
 
 static int finish_redis(const loader_t *ld, const config_setting_t *s, rs_config_t *cfg)
@@ -1524,8 +1574,8 @@ rs_config_t *rs_config_load(const char *path, char *err, size_t errlen)
         }
     } else {
         rc = parse_root(&ld, config_root_setting(&lc), cfg);
-        if (rc == 0 && apply_environment(cfg) != 0)
-            rc = fail_oom(&ld);
+        if (rc == 0 && apply_environment(cfg, err, errlen) != 0)
+            rc = -1;
         wipe_parsed_password(&lc);
     }
     config_destroy(&lc);
@@ -1642,6 +1692,9 @@ static void describe_password(const rs_config_t *cfg, char *buf, size_t buflen)
         break;
     case RS_SECRET_ENVIRONMENT:
         snprintf(buf, buflen, "set (from environment %s)", RS_ENV_REDIS_PASSWORD);
+        break;
+    case RS_SECRET_CREDENTIAL:
+        snprintf(buf, buflen, "set (from systemd credential %s)", RS_CREDENTIAL_REDIS_PASSWORD);
         break;
     case RS_SECRET_FLAG:
         snprintf(buf, buflen, "set (from a command-line flag)");
@@ -1778,4 +1831,181 @@ void rs_config_print_summary(const rs_config_t *cfg, FILE *out)
         fprintf(out, "producer: stream %s, type %s, no pause between messages\n",
                 cfg->producer.stream, cfg->producer.type);
     fprintf(out, "log:      level %s\n", rs_log_level_name(cfg->log.level));
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Copies and comparisons, for a reload.                                                      */
+/*                                                                                            */
+/* Both walk the same key tables the loader reads, so a key added to a table is copied,       */
+/* compared and reported without further code.                                                */
+
+static bool string_equal(const char *a, const char *b)
+{
+    return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+static bool list_equal(const rs_string_list_t *a, const rs_string_list_t *b)
+{
+    if (a->n != b->n)
+        return false;
+    for (size_t i = 0; i < a->n; i++)
+        if (!string_equal(a->items[i], b->items[i]))
+            return false;
+    return true;
+}
+
+/* Does key `k` hold the same value in the structs `a` and `b` it describes? */
+static bool key_equal(const key_spec_t *k, const void *a, const void *b)
+{
+    const char *pa = (const char *)a + k->offset;
+    const char *pb = (const char *)b + k->offset;
+
+    switch (k->kind) {
+    case KEY_STRING:
+        return string_equal(*(char *const *)(const void *)pa, *(char *const *)(const void *)pb);
+    case KEY_INT:
+        return *(const int *)(const void *)pa == *(const int *)(const void *)pb;
+    case KEY_BOOL:
+        return *(const bool *)(const void *)pa == *(const bool *)(const void *)pb;
+    case KEY_RATIO:
+        return memcmp(pa, pb, sizeof(double)) == 0;
+    case KEY_LOG_LEVEL:
+        return *(const rs_log_level_t *)(const void *)pa ==
+               *(const rs_log_level_t *)(const void *)pb;
+    case KEY_HANDLER:
+        return *(const rs_handler_kind_t *)(const void *)pa ==
+               *(const rs_handler_kind_t *)(const void *)pb;
+    case KEY_STRING_LIST:
+        return list_equal((const rs_string_list_t *)(const void *)pa,
+                          (const rs_string_list_t *)(const void *)pb);
+    }
+    return false;
+}
+
+/* Replaces the string or list key `k` of `dst` (a shallow copy of its source) with a deep
+ * copy. Returns 0, or -1 when out of memory (the key is then empty, so freeing is safe). */
+static int key_copy(const key_spec_t *k, void *dst)
+{
+    char *p = (char *)dst + k->offset;
+
+    if (k->kind == KEY_STRING) {
+        char **slot = (char **)(void *)p;
+        if (*slot == NULL)
+            return 0;
+        *slot = strdup(*slot);
+        return *slot != NULL ? 0 : -1;
+    }
+    if (k->kind != KEY_STRING_LIST)
+        return 0;
+    rs_string_list_t *list = (rs_string_list_t *)(void *)p;
+    if (list->items == NULL)
+        return 0;
+    char **items = calloc(list->n + 1, sizeof(*items));
+    if (items == NULL) {
+        list->items = NULL;
+        list->n = 0;
+        return -1;
+    }
+    for (size_t i = 0; i < list->n; i++) {
+        items[i] = strdup(list->items[i]);
+        if (items[i] == NULL) {
+            list->items = items;
+            list->n = i;
+            return -1;
+        }
+    }
+    list->items = items;
+    return 0;
+}
+
+/* Every key a stream entry of kind `kind` may set: the common ones, then the handler's. */
+static void stream_key_tables(rs_handler_kind_t kind, const key_spec_t *tables[2], size_t n[2])
+{
+    const handler_spec_t *h = handler_by_kind(kind);
+    tables[0] = stream_keys;
+    n[0] = ARRAY_LEN(stream_keys);
+    tables[1] = h != NULL ? h->keys : NULL;
+    n[1] = h != NULL ? h->nkeys : 0;
+}
+
+bool rs_stream_config_equal(const rs_stream_config_t *a, const rs_stream_config_t *b)
+{
+    if (a->handler != b->handler)
+        return false;
+    const key_spec_t *tables[2];
+    size_t n[2];
+    stream_key_tables(a->handler, tables, n);
+    for (size_t t = 0; t < 2; t++)
+        for (size_t i = 0; i < n[t]; i++)
+            if (!key_equal(&tables[t][i], a, b))
+                return false;
+    return true;
+}
+
+rs_stream_config_t *rs_stream_config_dup(const rs_stream_config_t *sc)
+{
+    rs_stream_config_t *copy = malloc(sizeof(*copy));
+    if (copy == NULL)
+        return NULL;
+    *copy = *sc;
+    /* Only the chosen handler's keys are set, but clear the other kinds' strings anyway so
+     * the copy can never share a pointer with `sc`. */
+    for (size_t h = 0; h < ARRAY_LEN(handler_specs); h++) {
+        if (handler_specs[h].kind == sc->handler)
+            continue;
+        for (size_t i = 0; i < handler_specs[h].nkeys; i++) {
+            const key_spec_t *k = &handler_specs[h].keys[i];
+            char *p = (char *)copy + k->offset;
+            if (k->kind == KEY_STRING)
+                *(char **)(void *)p = NULL;
+            else if (k->kind == KEY_STRING_LIST)
+                *(rs_string_list_t *)(void *)p = (rs_string_list_t){0};
+        }
+    }
+    const key_spec_t *tables[2];
+    size_t n[2];
+    stream_key_tables(sc->handler, tables, n);
+    int rc = 0;
+    for (size_t t = 0; t < 2; t++)
+        for (size_t i = 0; i < n[t]; i++)
+            rc |= key_copy(&tables[t][i], copy);
+    if (rc != 0) {
+        rs_stream_config_free(copy);
+        return NULL;
+    }
+    return copy;
+}
+
+void rs_stream_config_free(rs_stream_config_t *sc)
+{
+    free_streams(sc, sc != NULL ? 1 : 0);
+}
+
+/* The sections whose settings a running consumer cannot change (rs_config_restart_keys()). */
+static const char *const restart_sections[] = {"redis", "group", "workers", "health", "tracing"};
+
+size_t rs_config_restart_keys(const rs_config_t *running, const rs_config_t *next, char *out,
+                              size_t outlen)
+{
+    size_t changed = 0, used = 0;
+
+    if (outlen > 0)
+        out[0] = '\0';
+    for (size_t i = 0; i < ARRAY_LEN(section_specs); i++) {
+        const section_spec_t *spec = &section_specs[i];
+        bool restart = false;
+        for (size_t j = 0; j < ARRAY_LEN(restart_sections); j++)
+            restart = restart || strcmp(spec->name, restart_sections[j]) == 0;
+        if (!restart)
+            continue;
+        for (size_t k = 0; k < spec->nkeys; k++) {
+            if (key_equal(&spec->keys[k], running, next))
+                continue;
+            int w = snprintf(out + used, used < outlen ? outlen - used : 0, "%s%s.%s",
+                             changed > 0 ? ", " : "", spec->name, spec->keys[k].name);
+            used += w > 0 ? (size_t)w : 0;
+            changed++;
+        }
+    }
+    return changed;
 }

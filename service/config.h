@@ -33,6 +33,11 @@
 /* The environment variable that overrides redis.password (and redis.password_file). */
 #define RS_ENV_REDIS_PASSWORD "REDSTREAM_REDIS_PASSWORD"
 
+/* The systemd credential (LoadCredential=redis-password:...) that, when the service manager
+ * provides it in $CREDENTIALS_DIRECTORY, overrides redis.password and redis.password_file
+ * (REDSTREAM_REDIS_PASSWORD still wins). */
+#define RS_CREDENTIAL_REDIS_PASSWORD "redis-password"
+
 typedef enum {
     RS_HANDLER_LOG = 0, /* one line per message on stdout */
     RS_HANDLER_DISCARD, /* ack without output (benchmarks) */
@@ -53,6 +58,7 @@ typedef enum {
     RS_SECRET_CONFIG,      /* redis.password */
     RS_SECRET_FILE,        /* redis.password_file */
     RS_SECRET_ENVIRONMENT, /* REDSTREAM_REDIS_PASSWORD */
+    RS_SECRET_CREDENTIAL,  /* the systemd credential RS_CREDENTIAL_REDIS_PASSWORD */
     RS_SECRET_FLAG,        /* a command-line flag */
 } rs_secret_source_t;
 
@@ -141,11 +147,13 @@ typedef struct {
 } rs_config_t;
 
 /* Returns a configuration holding the built-in defaults, with the consumer name set to this
- * host's name and REDSTREAM_REDIS_PASSWORD applied. Returns NULL only when out of memory.
- * Caller frees with rs_config_free(). Any thread. */
-rs_config_t *rs_config_new_defaults(void);
+ * host's name and REDSTREAM_REDIS_PASSWORD (or the systemd credential) applied. Returns NULL
+ * with a message in `err` (NULL allowed) when out of memory or the credential cannot be
+ * read. Caller frees with rs_config_free(). Any thread. */
+rs_config_t *rs_config_new_defaults(char *err, size_t errlen);
 
-/* Reads and validates `path` on top of the defaults, then applies REDSTREAM_REDIS_PASSWORD.
+/* Reads and validates `path` on top of the defaults, then applies REDSTREAM_REDIS_PASSWORD or
+ * the systemd credential.
  * Returns the configuration (caller frees with rs_config_free()), or NULL with the one
  * message described above in `err` (the file, line and setting). Reads the file and the
  * password file; does not touch the network. Any thread. */
@@ -162,6 +170,23 @@ int rs_config_set_redis_addr(rs_config_t *cfg, const char *addr, const char *wha
 /* Replaces a string setting (`*slot` is one of cfg's char * fields) with a copy of `value`.
  * Returns 0, or -1 when out of memory. */
 int rs_config_set_string(char **slot, const char *value);
+
+/* True when the two stream entries have the same name, handler and handler settings. Pure. */
+bool rs_stream_config_equal(const rs_stream_config_t *a, const rs_stream_config_t *b);
+
+/* A deep copy of one stream entry, independent of the configuration it came from. Returns
+ * NULL when out of memory. Caller frees with rs_stream_config_free(). Any thread. */
+rs_stream_config_t *rs_stream_config_dup(const rs_stream_config_t *sc);
+
+/* Frees a copy made by rs_stream_config_dup(); NULL is ignored. */
+void rs_stream_config_free(rs_stream_config_t *sc);
+
+/* Lists in `out` (", "-separated, truncated to `outlen`) the settings that differ between the
+ * `running` configuration and `next` and that a running consumer cannot apply: every key of
+ * the redis, group, workers, health and tracing sections (the password compared by value,
+ * wherever it came from; it is named, never shown). Returns how many differ. Pure. */
+size_t rs_config_restart_keys(const rs_config_t *running, const rs_config_t *next, char *out,
+                              size_t outlen);
 
 /* The name used in configuration files for a handler kind ("log"). */
 const char *rs_handler_kind_name(rs_handler_kind_t kind);

@@ -18,9 +18,17 @@
  * scheduler, then queue, then one worker, which frees it or hands it to the acker).
  *
  * Health: the HTTP server's threads ask this object whether it is alive and ready, and for a
- * snapshot of its counters. The answers come from atomics only (the phase below, each
- * reader's progress and state, the pool's live and busy counts, every counter), so a probe
- * never waits for a reader or a worker and never takes one of their locks.
+ * snapshot of its counters. The answers come from atomics (the phase below, each reader's
+ * progress and state, the pool's live and busy counts, every counter), read under the stream
+ * list's lock so a reload cannot free a stream meanwhile; a probe never waits for a reader or
+ * a worker and never takes one of their locks.
+ *
+ * Reload: streams live in slots. A removed or changed stream's slot retires: its reader is
+ * stopped and joined, its ids waiting for a retry are cancelled (left pending in Redis), and
+ * rs_consumer_tick() frees it once nothing of it is in flight, then starts the changed
+ * stream's successor with a fresh reader (whose recovery pass reads again what the old one
+ * had received but not queued). Lock order: c->lock is a leaf; it is never held across a
+ * join, a thread start, or a stream's settle.
  *
  * Shutdown order, each step's precondition being the previous one's end:
  *   0. mark the service stopping, so /readyz answers 503 from the first moment;
@@ -70,12 +78,31 @@ typedef enum {
     PHASE_STOPPING /* rs_consumer_stop() has begun (and maybe ended) */
 } phase_t;
 
+/* One configured stream: its state and its reader, and what a reload decided for it. */
+typedef struct {
+    rs_stream_t *stream;
+    rs_reader_t *reader; /* NULL once retiring */
+    /* A reload removed or changed the stream: its reader has been stopped and joined, and the
+     * slot waits for its in-flight entries to settle (rs_consumer_tick()). Then the stream is
+     * freed, and the slot either goes away or takes up `successor`. */
+    bool retiring;
+    rs_stream_t *successor; /* a changed stream's new state, not yet running; or NULL */
+} slot_t;
+
 struct rs_consumer {
-    const rs_config_t *cfg;
+    const rs_config_t *cfg; /* the configuration started with; every setting but the streams'
+                             * and the log level stays as it says until a restart */
     rs_logger_t *log;
-    size_t nstreams;
-    rs_stream_t **streams;
-    rs_reader_t **readers;
+    rs_handler_env_t env; /* what every stream's handler is built with */
+    size_t batch_max;     /* the most a reader may ever ask for per read (its arrays' size) */
+
+    /* The streams. The main thread is the only writer, and writes under `lock`; other threads
+     * (the HTTP server's) read under `lock`. The main thread reads without it. */
+    pthread_mutex_t lock;
+    slot_t *slots;
+    size_t nslots, slots_cap;
+    unsigned long retired_reconnects; /* of readers freed by reloads; guarded by lock */
+
     rs_queue_t *queue;
     rs_pool_t *pool;
     rs_retry_t *retry;
@@ -99,7 +126,9 @@ static void dead_letter(rs_consumer_t *c, rs_entry_t *e, const char *error)
 }
 
 /* A retryable failure: schedule another delivery after the backoff for this delivery count,
- * or the target's own Retry-After when that is longer. */
+ * or the target's own Retry-After when that is longer. Everything it needs of the stream is
+ * used before the hand-off: once the id waits in the retry scheduler, a reload may retire the
+ * stream, cancel the retry, and free the stream. */
 static void schedule_retry(rs_consumer_t *c, unsigned worker, rs_entry_t *e,
                            const rs_handler_report_t *report)
 {
@@ -109,20 +138,18 @@ static void schedule_retry(rs_consumer_t *c, unsigned worker, rs_entry_t *e,
     if (report->retry_after_ms > delay)
         delay = report->retry_after_ms < c->cfg->group.retry_max_ms ? report->retry_after_ms
                                                                     : c->cfg->group.retry_max_ms;
-    if (rs_retry_schedule(c->retry, s, e->id, e->delivery, delay) == 0) {
-        atomic_fetch_add(&s->stats.retried, 1);
-        rs_log(c->log, RS_LOG_WARN, "worker",
-               "stream=%s id=%s delivery=%llu handler %s failed: %s; retrying in %lld ms", s->name,
-               e->id, (unsigned long long)e->delivery, s->handler->ops->kind, report->error,
-               (long long)delay);
-    } else {
-        rs_log(c->log, RS_LOG_WARN, "worker",
-               "stream=%s id=%s delivery=%llu handler %s failed: %s; too many retries waiting, "
-               "left pending until claimed after %d ms",
-               s->name, e->id, (unsigned long long)e->delivery, s->handler->ops->kind,
-               report->error, c->cfg->group.claim_idle_ms);
-        rs_stream_settle(s, 1);
-    }
+    atomic_fetch_add(&s->stats.retried, 1);
+    rs_log(c->log, RS_LOG_WARN, "worker",
+           "stream=%s id=%s delivery=%llu handler %s failed: %s; retrying in %lld ms", s->name,
+           e->id, (unsigned long long)e->delivery, s->handler->ops->kind, report->error,
+           (long long)delay);
+    if (rs_retry_schedule(c->retry, s, e->id, e->delivery, delay) == 0)
+        return;
+    atomic_fetch_sub(&s->stats.retried, 1);
+    rs_log(c->log, RS_LOG_WARN, "worker",
+           "stream=%s id=%s too many retries waiting: left pending until claimed after %d ms",
+           s->name, e->id, c->cfg->group.claim_idle_ms);
+    rs_stream_settle(s, 1);
 }
 
 /* Starts the CONSUMER span for `e`: a child of the entry's `traceparent` field when that is
@@ -235,6 +262,51 @@ static void entries_settled(void *arg, void *stream, size_t n, rs_settled_t how)
     rs_stream_settle(s, (long)n);
 }
 
+/* The fair share of the queue for each of `nstreams` readers: each reader holds its slots
+ * while it blocks, so none may take more than its share; one more share stays free for due
+ * retries. */
+static size_t reader_share(const rs_consumer_t *c, size_t nstreams)
+{
+    size_t share = (size_t)c->cfg->workers.queue_capacity / (nstreams + 1);
+    return share < 1 ? 1 : share;
+}
+
+/* The number of streams being read: every slot that is not retiring. Main thread, or any
+ * thread holding c->lock. */
+static size_t active_streams(const rs_consumer_t *c)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < c->nslots; i++)
+        n += !c->slots[i].retiring;
+    return n;
+}
+
+/* Gives every running reader its share of the queue for the current number of streams. */
+static void rebalance_readers(rs_consumer_t *c)
+{
+    size_t share = reader_share(c, active_streams(c));
+    for (size_t i = 0; i < c->nslots; i++)
+        if (c->slots[i].reader != NULL)
+            rs_reader_set_batch_limit(c->slots[i].reader, share);
+}
+
+static int reserve_slots(rs_consumer_t *c, size_t n)
+{
+    if (c->nslots + n <= c->slots_cap)
+        return 0;
+    size_t cap = c->slots_cap > 0 ? c->slots_cap : 4;
+    while (cap < c->nslots + n)
+        cap *= 2;
+    pthread_mutex_lock(&c->lock);
+    slot_t *grown = realloc(c->slots, cap * sizeof(*grown));
+    if (grown != NULL) {
+        c->slots = grown;
+        c->slots_cap = cap;
+    }
+    pthread_mutex_unlock(&c->lock);
+    return grown != NULL ? 0 : -1;
+}
+
 rs_consumer_t *rs_consumer_new(const rs_config_t *cfg, rs_logger_t *log, char *err, size_t errlen)
 {
     rs_consumer_t *c = calloc(1, sizeof(*c));
@@ -242,14 +314,12 @@ rs_consumer_t *rs_consumer_new(const rs_config_t *cfg, rs_logger_t *log, char *e
         goto oom;
     c->cfg = cfg;
     c->log = log;
-    c->nstreams = cfg->nstreams;
-    c->streams = calloc(cfg->nstreams, sizeof(*c->streams));
-    c->readers = calloc(cfg->nstreams, sizeof(*c->readers));
+    pthread_mutex_init(&c->lock, NULL);
     c->jitter = calloc((size_t)cfg->workers.threads, sizeof(*c->jitter));
     c->queue = rs_queue_new((size_t)cfg->workers.queue_capacity);
     c->out = rs_output_new(STDOUT_FILENO);
-    if (c->streams == NULL || c->readers == NULL || c->jitter == NULL || c->queue == NULL ||
-        c->out == NULL)
+    if (c->jitter == NULL || c->queue == NULL || c->out == NULL ||
+        reserve_slots(c, cfg->nstreams) != 0)
         goto oom;
     for (int i = 0; i < cfg->workers.threads; i++)
         rs_backoff_init(&c->jitter[i], cfg->group.retry_base_ms, cfg->group.retry_max_ms, 0);
@@ -267,20 +337,25 @@ rs_consumer_t *rs_consumer_new(const rs_config_t *cfg, rs_logger_t *log, char *e
         if (c->tracer == NULL)
             goto fail;
     }
-    /* Each reader holds its slots while it blocks, so none may take more than its share of
-     * the queue; one more share stays free for due retries. */
-    size_t share = (size_t)cfg->workers.queue_capacity / (cfg->nstreams + 1);
-    size_t batch_max = share < 1 ? 1 : share;
-    if (batch_max > (size_t)cfg->group.read_count)
-        batch_max = (size_t)cfg->group.read_count;
-    rs_handler_env_t env = {.workers = (unsigned)cfg->workers.threads, .log = log, .out = c->out};
+    /* A reader's arrays are sized once; a reload that removes streams can raise its share
+     * back up to this, never past it. */
+    c->batch_max = (size_t)cfg->group.read_count < (size_t)cfg->workers.queue_capacity
+                       ? (size_t)cfg->group.read_count
+                       : (size_t)cfg->workers.queue_capacity;
+    c->env =
+        (rs_handler_env_t){.workers = (unsigned)cfg->workers.threads, .log = log, .out = c->out};
+    size_t share = reader_share(c, cfg->nstreams);
     for (size_t i = 0; i < cfg->nstreams; i++) {
-        c->streams[i] = rs_stream_new(&cfg->streams[i], &env, err, errlen);
-        if (c->streams[i] == NULL)
+        slot_t *slot = &c->slots[c->nslots];
+        *slot = (slot_t){0};
+        slot->stream = rs_stream_new(&cfg->streams[i], &c->env, err, errlen);
+        if (slot->stream == NULL)
             goto fail;
-        c->readers[i] = rs_reader_new(cfg, c->streams[i], c->queue, batch_max, log);
-        if (c->readers[i] == NULL)
+        c->nslots++;
+        slot->reader = rs_reader_new(cfg, slot->stream, c->queue, c->batch_max, log);
+        if (slot->reader == NULL)
             goto oom;
+        rs_reader_set_batch_limit(slot->reader, share);
     }
     return c;
 oom:
@@ -298,17 +373,231 @@ int rs_consumer_start(rs_consumer_t *c, char *err, size_t errlen)
     if (rs_acker_start(c->acker, err, errlen) != 0 || rs_pool_start(c->pool, err, errlen) != 0 ||
         rs_retry_start(c->retry, err, errlen) != 0)
         return -1;
-    for (size_t i = 0; i < c->nstreams; i++) {
-        if (rs_reader_start(c->readers[i], err, errlen) != 0)
+    for (size_t i = 0; i < c->nslots; i++) {
+        if (rs_reader_start(c->slots[i].reader, err, errlen) != 0)
             return -1;
     }
     atomic_store(&c->phase, PHASE_RUNNING);
     rs_log(c->log, RS_LOG_INFO, "consumer",
-           "consuming %zu streams as %s in group %s with %d workers, queue %d", c->nstreams,
+           "consuming %zu streams as %s in group %s with %d workers, queue %d", c->nslots,
            c->cfg->group.consumer, c->cfg->group.name, c->cfg->workers.threads,
            c->cfg->workers.queue_capacity);
     return 0;
 }
+
+/* ------------------------------------------------------------------------------------------ */
+/* Reload.                                                                                    */
+
+/* The slot of the stream named `name`, or NULL. Main thread. */
+static slot_t *find_slot(rs_consumer_t *c, const char *name)
+{
+    for (size_t i = 0; i < c->nslots; i++)
+        if (strcmp(c->slots[i].stream->name, name) == 0)
+            return &c->slots[i];
+    return NULL;
+}
+
+/* The settings a slot will run with once any retirement is over: its successor's, or its
+ * own unless it is being removed. */
+static const rs_stream_config_t *slot_target(const slot_t *slot)
+{
+    if (slot->successor != NULL)
+        return slot->successor->cfg;
+    return slot->retiring ? NULL : slot->stream->cfg;
+}
+
+/* Stops reading a stream that a reload removed or changed. Its reader is stopped and joined
+ * at once (it wakes from any wait); entries already read finish with the handler they were
+ * read for; ids waiting for a retry are dropped and stay pending in Redis. */
+static void retire(rs_consumer_t *c, slot_t *slot)
+{
+    pthread_mutex_lock(&c->lock);
+    slot->retiring = true; /* from now on health checks pass it over */
+    pthread_mutex_unlock(&c->lock);
+    rs_reader_t *reader = slot->reader;
+    if (reader != NULL && c->started) {
+        rs_reader_stop(reader);
+        rs_reader_join(reader);
+    }
+    pthread_mutex_lock(&c->lock);
+    slot->reader = NULL;
+    if (reader != NULL)
+        c->retired_reconnects += rs_reader_reconnects(reader);
+    pthread_mutex_unlock(&c->lock);
+    rs_reader_free(reader);
+    rs_retry_cancel_stream(c->retry, slot->stream);
+}
+
+/* Creates (and, when running, starts) the reader of `slot`'s stream. Returns 0, or -1 with
+ * a message in `err`. */
+static int slot_start_reader(rs_consumer_t *c, slot_t *slot, char *err, size_t errlen)
+{
+    rs_reader_t *reader = rs_reader_new(c->cfg, slot->stream, c->queue, c->batch_max, c->log);
+    if (reader == NULL) {
+        snprintf(err, errlen, "stream %s: out of memory", slot->stream->name);
+        return -1;
+    }
+    rs_reader_set_batch_limit(reader, reader_share(c, active_streams(c)));
+    if (c->started && rs_reader_start(reader, err, errlen) != 0) {
+        rs_reader_free(reader);
+        return -1;
+    }
+    pthread_mutex_lock(&c->lock);
+    slot->reader = reader;
+    pthread_mutex_unlock(&c->lock);
+    return 0;
+}
+
+/* Appends `buf` with ", name" (or "name" first). */
+static void list_name(char *buf, size_t buflen, const char *name)
+{
+    size_t used = strnlen(buf, buflen);
+    if (used + 1 < buflen)
+        snprintf(buf + used, buflen - used, "%s%s", used > 0 ? ", " : "", name);
+}
+
+int rs_consumer_reload(rs_consumer_t *c, const rs_config_t *next, char *err, size_t errlen)
+{
+    char restart[512];
+    if (rs_config_restart_keys(c->cfg, next, restart, sizeof(restart)) > 0)
+        rs_log(c->log, RS_LOG_WARN, "consumer",
+               "reload: %s changed, which takes a restart to apply; running with the old "
+               "value until then",
+               restart);
+
+    /* First build the state of every added or changed stream (its handler included), so a
+     * handler that cannot be built rejects the whole reload before anything changed. */
+    rs_stream_t **built = calloc(next->nstreams > 0 ? next->nstreams : 1, sizeof(*built));
+    if (built == NULL || reserve_slots(c, next->nstreams) != 0) {
+        free(built);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < next->nstreams; i++) {
+        const slot_t *slot = find_slot(c, next->streams[i].name);
+        const rs_stream_config_t *now = slot != NULL ? slot_target(slot) : NULL;
+        if (now != NULL && rs_stream_config_equal(now, &next->streams[i]))
+            continue;
+        built[i] = rs_stream_new(&next->streams[i], &c->env, err, errlen);
+        if (built[i] == NULL) {
+            for (size_t j = 0; j < i; j++)
+                rs_stream_free(built[j]);
+            free(built);
+            return -1;
+        }
+    }
+
+    /* Then apply: nothing below can fail but a reader's start, which leaves that one stream
+     * unread and is reported, never undone half-way. */
+    char added[256] = "", removed[256] = "", changed[256] = "";
+    int rc = 0;
+    for (size_t i = 0; i < c->nslots; i++) {
+        slot_t *slot = &c->slots[i];
+        bool kept = false;
+        for (size_t j = 0; j < next->nstreams && !kept; j++)
+            kept = strcmp(slot->stream->name, next->streams[j].name) == 0;
+        if (kept || slot_target(slot) == NULL)
+            continue;
+        list_name(removed, sizeof(removed), slot->stream->name);
+        rs_stream_t *dropped = slot->successor;
+        pthread_mutex_lock(&c->lock);
+        slot->successor = NULL;
+        pthread_mutex_unlock(&c->lock);
+        rs_stream_free(dropped);
+        if (!slot->retiring)
+            retire(c, slot);
+    }
+    for (size_t i = 0; i < next->nstreams; i++) {
+        if (built[i] == NULL)
+            continue;
+        slot_t *slot = find_slot(c, next->streams[i].name);
+        if (slot == NULL) {
+            list_name(added, sizeof(added), built[i]->name);
+            pthread_mutex_lock(&c->lock);
+            slot = &c->slots[c->nslots++];
+            *slot = (slot_t){.stream = built[i]};
+            pthread_mutex_unlock(&c->lock);
+            char why[256];
+            if (slot_start_reader(c, slot, why, sizeof(why)) != 0) {
+                rs_log(c->log, RS_LOG_ERROR, "consumer", "reload: stream=%s not read: %s",
+                       built[i]->name, why);
+                snprintf(err, errlen, "stream %s: %s", built[i]->name, why);
+                rc = -1;
+            }
+            continue;
+        }
+        list_name(changed, sizeof(changed), built[i]->name);
+        rs_stream_t *replaced = slot->successor;
+        pthread_mutex_lock(&c->lock);
+        slot->successor = built[i];
+        pthread_mutex_unlock(&c->lock);
+        rs_stream_free(replaced);
+        if (!slot->retiring)
+            retire(c, slot);
+    }
+    free(built);
+    rebalance_readers(c);
+
+    if (next->log.level != rs_logger_level(c->log)) {
+        rs_log(c->log, RS_LOG_INFO, "consumer", "reload: log level now %s",
+               rs_log_level_name(next->log.level));
+        rs_logger_set_level(c->log, next->log.level);
+    }
+    rs_log(c->log, RS_LOG_INFO, "consumer",
+           "reload: %zu streams; added: %s; removed: %s; changed: %s", next->nstreams,
+           added[0] ? added : "none", removed[0] ? removed : "none", changed[0] ? changed : "none");
+    rs_consumer_tick(c);
+    return rc;
+}
+
+size_t rs_consumer_tick(rs_consumer_t *c)
+{
+    size_t retiring = 0;
+    for (size_t i = 0; i < c->nslots;) {
+        slot_t *slot = &c->slots[i];
+        if (!slot->retiring) {
+            i++;
+            continue;
+        }
+        /* A worker may have scheduled a retry of the stream since it was retired. */
+        rs_retry_cancel_stream(c->retry, slot->stream);
+        if (!rs_stream_idle(slot->stream)) {
+            retiring++;
+            i++;
+            continue;
+        }
+        rs_stream_t *old = slot->stream;
+        rs_stream_t *next = slot->successor;
+        if (next != NULL) {
+            rs_stream_adopt_stats(next, old);
+            pthread_mutex_lock(&c->lock);
+            *slot = (slot_t){.stream = next};
+            pthread_mutex_unlock(&c->lock);
+            char why[256];
+            if (slot_start_reader(c, slot, why, sizeof(why)) != 0)
+                rs_log(c->log, RS_LOG_ERROR, "consumer", "stream=%s not read: %s", next->name, why);
+            else
+                rs_log(c->log, RS_LOG_INFO, "consumer",
+                       "stream=%s now handled with its new settings (handler %s)", next->name,
+                       next->handler->ops->kind);
+            i++;
+        } else {
+            rs_log(c->log, RS_LOG_INFO, "consumer",
+                   "stream=%s removed: every entry read was settled; no longer read", old->name);
+            pthread_mutex_lock(&c->lock);
+            memmove(slot, slot + 1, (c->nslots - i - 1) * sizeof(*slot));
+            c->nslots--;
+            pthread_mutex_unlock(&c->lock);
+        }
+        rs_stream_free(old);
+    }
+    if (retiring == 0)
+        rebalance_readers(c);
+    return retiring;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Health and metrics (any thread).                                                           */
 
 /* Appends a line to a reason buffer (truncating quietly: the first problems matter most). */
 __attribute__((format(printf, 3, 4))) static void add_reason(char *why, size_t whylen,
@@ -333,7 +622,9 @@ bool rs_consumer_stopping(const rs_consumer_t *c)
     return atomic_load(&c->phase) == PHASE_STOPPING;
 }
 
-bool rs_consumer_alive(const rs_consumer_t *c, char *why, size_t whylen)
+/* The checks of rs_consumer_alive(); with `outage_ok`, a reader that is only waiting for
+ * Redis to come back is not counted as stalled (rs_consumer_watchdog()). */
+static bool check_alive(rs_consumer_t *c, bool outage_ok, char *why, size_t whylen)
 {
     if (whylen > 0)
         why[0] = '\0';
@@ -353,26 +644,41 @@ bool rs_consumer_alive(const rs_consumer_t *c, char *why, size_t whylen)
     }
     int64_t now = rs_clock_monotonic_ns();
     int64_t window_ns = (int64_t)c->cfg->health.liveness_timeout_ms * 1000000;
-    for (size_t i = 0; i < c->nstreams; i++) {
+    pthread_mutex_lock(&c->lock);
+    for (size_t i = 0; i < c->nslots; i++) {
+        const slot_t *slot = &c->slots[i];
+        if (slot->reader == NULL)
+            continue; /* retiring: stopped on purpose */
         rs_reader_health_t h;
-        rs_reader_health(c->readers[i], now, &h);
+        rs_reader_health(slot->reader, now, &h);
         if (!h.alive) {
             add_reason(why, whylen, "stream %s: the reader thread is not running",
-                       c->streams[i]->name);
+                       slot->stream->name);
             alive = false;
-        } else if (h.stalled_ns > window_ns) {
+        } else if (h.stalled_ns > window_ns && !(outage_ok && h.activity == RS_READER_CONNECTING)) {
             add_reason(why, whylen,
                        "stream %s: the reader has not completed a read for %lld ms (limit %d "
                        "ms); it is %s",
-                       c->streams[i]->name, (long long)(h.stalled_ns / 1000000),
+                       slot->stream->name, (long long)(h.stalled_ns / 1000000),
                        c->cfg->health.liveness_timeout_ms, rs_reader_activity_name(h.activity));
             alive = false;
         }
     }
+    pthread_mutex_unlock(&c->lock);
     return alive;
 }
 
-bool rs_consumer_ready(const rs_consumer_t *c, char *why, size_t whylen)
+bool rs_consumer_alive(rs_consumer_t *c, char *why, size_t whylen)
+{
+    return check_alive(c, false, why, whylen);
+}
+
+bool rs_consumer_watchdog(rs_consumer_t *c, char *why, size_t whylen)
+{
+    return check_alive(c, true, why, whylen);
+}
+
+bool rs_consumer_ready(rs_consumer_t *c, char *why, size_t whylen)
 {
     if (whylen > 0)
         why[0] = '\0';
@@ -383,9 +689,14 @@ bool rs_consumer_ready(const rs_consumer_t *c, char *why, size_t whylen)
     }
     bool ready = true;
     int64_t now = rs_clock_monotonic_ns();
-    for (size_t i = 0; i < c->nstreams; i++) {
-        rs_reader_health_t h;
-        rs_reader_health(c->readers[i], now, &h);
+    pthread_mutex_lock(&c->lock);
+    for (size_t i = 0; i < c->nslots; i++) {
+        const slot_t *slot = &c->slots[i];
+        if (slot->retiring)
+            continue;
+        rs_reader_health_t h = {.activity = RS_READER_STARTING};
+        if (slot->reader != NULL)
+            rs_reader_health(slot->reader, now, &h);
         if (h.ready)
             continue;
         const char *state;
@@ -395,18 +706,32 @@ bool rs_consumer_ready(const rs_consumer_t *c, char *why, size_t whylen)
             state = "Redis refused the connection setup (see the log)";
         else
             state = rs_reader_activity_name(h.activity);
-        add_reason(why, whylen, "stream %s: not connected: %s", c->streams[i]->name, state);
+        add_reason(why, whylen, "stream %s: not connected: %s", slot->stream->name, state);
         ready = false;
     }
+    pthread_mutex_unlock(&c->lock);
     return ready;
 }
 
-size_t rs_consumer_nstreams(const rs_consumer_t *c)
+void rs_consumer_status(rs_consumer_t *c, char *buf, size_t buflen)
 {
-    return c->nstreams;
+    unsigned long long handled = 0, failed = 0, dead = 0;
+    size_t n = 0;
+    pthread_mutex_lock(&c->lock);
+    for (size_t i = 0; i < c->nslots; i++) {
+        const rs_stream_stats_t *st = &c->slots[i].stream->stats;
+        n += !c->slots[i].retiring;
+        handled += atomic_load(&st->succeeded);
+        failed += atomic_load(&st->failed);
+        dead += atomic_load(&st->dead_lettered);
+    }
+    pthread_mutex_unlock(&c->lock);
+    snprintf(buf, buflen,
+             "%zu streams; %llu messages handled, %llu failed, %llu dead-lettered; queue %zu/%zu",
+             n, handled, failed, dead, rs_queue_depth(c->queue), rs_queue_capacity(c->queue));
 }
 
-void rs_consumer_snapshot(const rs_consumer_t *c, rs_metrics_t *m, rs_metrics_stream_t *streams)
+int rs_consumer_snapshot(rs_consumer_t *c, rs_metrics_t *m)
 {
     m->group = c->cfg->group.name;
     m->consumer = c->cfg->group.consumer;
@@ -421,14 +746,36 @@ void rs_consumer_snapshot(const rs_consumer_t *c, rs_metrics_t *m, rs_metrics_st
         m->trace_spans_dropped = rs_trace_exporter_dropped(c->tracer);
         m->trace_spans_exported = rs_trace_exporter_exported(c->tracer);
     }
-    m->nstreams = c->nstreams;
-    m->streams = streams;
-    for (size_t i = 0; i < c->nstreams; i++) {
-        const rs_stream_t *s = c->streams[i];
+    m->nstreams = 0;
+    m->streams = NULL;
+
+    pthread_mutex_lock(&c->lock);
+    /* One block: the array, then the names it points into (the streams may be freed by a
+     * reload as soon as the lock is released). */
+    size_t names = 0;
+    for (size_t i = 0; i < c->nslots; i++)
+        names += strlen(c->slots[i].stream->name) + 1;
+    size_t n = c->nslots;
+    rs_metrics_stream_t *streams = calloc(1, (n > 0 ? n : 1) * sizeof(*streams) + names);
+    if (streams == NULL) {
+        pthread_mutex_unlock(&c->lock);
+        return -1;
+    }
+    char *name_at = (char *)(streams + (n > 0 ? n : 1));
+    m->redis_reconnects += c->retired_reconnects;
+    for (size_t i = 0; i < n; i++) {
+        const slot_t *slot = &c->slots[i];
+        const rs_stream_t *s = slot->stream;
         rs_metrics_stream_t *ms = &streams[i];
-        m->redis_reconnects += rs_reader_reconnects(c->readers[i]);
-        ms->name = s->name;
-        ms->handler = s->handler->ops->kind;
+        if (slot->reader != NULL) {
+            m->redis_reconnects += rs_reader_reconnects(slot->reader);
+            ms->reader_connected = rs_reader_ready(slot->reader);
+        }
+        size_t len = strlen(s->name) + 1;
+        memcpy(name_at, s->name, len);
+        ms->name = name_at;
+        name_at += len;
+        ms->handler = s->handler->ops->kind; /* a string literal: outlives the stream */
         ms->received = atomic_load(&s->stats.received);
         ms->succeeded = atomic_load(&s->stats.succeeded);
         ms->retried = atomic_load(&s->stats.retried);
@@ -438,10 +785,23 @@ void rs_consumer_snapshot(const rs_consumer_t *c, rs_metrics_t *m, rs_metrics_st
         ms->deleted = atomic_load(&s->stats.deleted);
         ms->claimed = atomic_load(&s->stats.claimed);
         ms->inflight = atomic_load(&s->inflight);
-        ms->reader_connected = rs_reader_ready(c->readers[i]);
         rs_histogram_read(&s->handler_duration, &ms->handler_duration);
     }
+    pthread_mutex_unlock(&c->lock);
+    m->nstreams = n;
+    m->streams = streams;
+    return 0;
 }
+
+void rs_consumer_snapshot_clear(rs_metrics_t *m)
+{
+    free(m->streams);
+    m->streams = NULL;
+    m->nstreams = 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Shutdown.                                                                                  */
 
 int rs_consumer_stop(rs_consumer_t *c)
 {
@@ -458,10 +818,12 @@ int rs_consumer_stop(rs_consumer_t *c)
     rs_log(c->log, RS_LOG_INFO, "consumer",
            "shutting down: %zu entries queued, %u in handlers, %zu waiting for a retry",
            rs_queue_depth(c->queue), rs_pool_busy(c->pool), rs_retry_waiting(c->retry));
-    for (size_t i = 0; i < c->nstreams; i++)
-        rs_reader_stop(c->readers[i]);
-    for (size_t i = 0; i < c->nstreams; i++)
-        rs_reader_join(c->readers[i]);
+    for (size_t i = 0; i < c->nslots; i++)
+        if (c->slots[i].reader != NULL)
+            rs_reader_stop(c->slots[i].reader);
+    for (size_t i = 0; i < c->nslots; i++)
+        if (c->slots[i].reader != NULL)
+            rs_reader_join(c->slots[i].reader);
     rs_retry_stop(c->retry);
 
     rs_queue_close(c->queue);
@@ -490,12 +852,13 @@ int rs_consumer_stop(rs_consumer_t *c)
         rs_trace_exporter_stop(c->tracer,
                                now + (left < TRACE_FLUSH_MAX_NS ? left : TRACE_FLUSH_MAX_NS));
     }
-    for (size_t i = 0; i < c->nstreams; i++) {
-        rs_stream_stats_t *st = &c->streams[i]->stats;
+    for (size_t i = 0; i < c->nslots; i++) {
+        const rs_stream_t *s = c->slots[i].stream;
+        const rs_stream_stats_t *st = &s->stats;
         rs_log(c->log, RS_LOG_INFO, "consumer",
                "stream=%s received=%llu succeeded=%llu failed=%llu retried=%llu "
                "dead_lettered=%llu acked=%llu claimed=%llu deleted=%llu",
-               c->streams[i]->name, atomic_load(&st->received), atomic_load(&st->succeeded),
+               s->name, atomic_load(&st->received), atomic_load(&st->succeeded),
                atomic_load(&st->failed), atomic_load(&st->retried), atomic_load(&st->dead_lettered),
                atomic_load(&st->acked), atomic_load(&st->claimed), atomic_load(&st->deleted));
     }
@@ -509,11 +872,10 @@ void rs_consumer_free(rs_consumer_t *c)
 {
     if (c == NULL)
         return;
-    for (size_t i = 0; i < c->nstreams; i++) {
-        if (c->readers != NULL)
-            rs_reader_free(c->readers[i]);
-        if (c->streams != NULL)
-            rs_stream_free(c->streams[i]);
+    for (size_t i = 0; i < c->nslots; i++) {
+        rs_reader_free(c->slots[i].reader);
+        rs_stream_free(c->slots[i].successor);
+        rs_stream_free(c->slots[i].stream);
     }
     rs_retry_free(c->retry);
     rs_acker_free(c->acker);
@@ -521,8 +883,8 @@ void rs_consumer_free(rs_consumer_t *c)
     rs_pool_free(c->pool);
     rs_queue_free(c->queue);
     rs_output_free(c->out);
+    pthread_mutex_destroy(&c->lock);
     free(c->jitter);
-    free(c->readers);
-    free(c->streams);
+    free(c->slots);
     free(c);
 }

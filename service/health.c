@@ -89,7 +89,6 @@ struct rs_health {
     int listen_fd;           /* ours until libmicrohttpd takes it over; then -1 */
     int family;              /* of listen_fd */
     struct MHD_Daemon *mhd;  /* NULL when not serving */
-    const char **names;      /* the streams' names (borrowed from cfg), for XINFO */
     double start_time_s;     /* process_start_time_seconds */
     atomic_int redis_active; /* requests talking to Redis now */
 
@@ -173,12 +172,12 @@ static void read_process(const rs_health_t *h, rs_metrics_t *m)
 /* ------------------------------------------------------------------------------------------ */
 /* Asking Redis.                                                                               */
 
-/* Asks Redis about every configured stream on a connection of this request's own. Returns 0
- * with `info` filled (caller clears it), -1 with a message in `err` (Redis unreachable, or it
+/* Asks Redis about every stream of the snapshot `m` on a connection of this request's own. Returns
+ * 0 with `info` filled (caller clears it), -1 with a message in `err` (Redis unreachable, or it
  * refused; the message never holds the password), or 1 when HTTP_THREADS - 1 requests are
  * asking Redis already. Blocks up to REDIS_TIMEOUT_MS for the connection and per reply. */
-static int ask_redis(rs_health_t *h, bool consumers, rs_streams_info_t *info, char *err,
-                     size_t errlen)
+static int ask_redis(rs_health_t *h, const rs_metrics_t *m, bool consumers, rs_streams_info_t *info,
+                     char *err, size_t errlen)
 {
     if (atomic_fetch_add(&h->redis_active, 1) >= HTTP_THREADS - 1) {
         atomic_fetch_sub(&h->redis_active, 1);
@@ -205,8 +204,17 @@ static int ask_redis(rs_health_t *h, bool consumers, rs_streams_info_t *info, ch
         snprintf(err, errlen, "out of memory");
     else if (rs_redis_connect(r) != RS_REDIS_OK)
         snprintf(err, errlen, "%s", rs_redis_errstr(r));
-    else
-        rc = rs_stream_info_fetch(r, h->names, h->cfg->nstreams, consumers, info, err, errlen);
+    else {
+        const char **names = calloc(m->nstreams > 0 ? m->nstreams : 1, sizeof(*names));
+        if (names == NULL) {
+            snprintf(err, errlen, "out of memory");
+        } else {
+            for (size_t i = 0; i < m->nstreams; i++)
+                names[i] = m->streams[i].name;
+            rc = rs_stream_info_fetch(r, names, m->nstreams, consumers, info, err, errlen);
+            free(names);
+        }
+    }
     rs_redis_free(r);
     atomic_fetch_sub(&h->redis_active, 1);
     return rc;
@@ -272,18 +280,15 @@ static enum MHD_Result serve_readyz(rs_health_t *h, struct MHD_Connection *conn)
 /* /streams and /metrics: a snapshot of the service, and Redis's view when it answers. */
 static enum MHD_Result serve_snapshot(rs_health_t *h, struct MHD_Connection *conn, bool metrics)
 {
-    size_t n = rs_consumer_nstreams(h->consumer);
-    rs_metrics_stream_t *streams = calloc(n > 0 ? n : 1, sizeof(*streams));
-    if (streams == NULL)
-        return respond(conn, 0, NULL, NULL, 0, false, NULL, NULL);
     rs_metrics_t m = {.version = RS_VERSION};
-    rs_consumer_snapshot(h->consumer, &m, streams);
+    if (rs_consumer_snapshot(h->consumer, &m) != 0)
+        return respond(conn, 0, NULL, NULL, 0, false, NULL, NULL);
     if (metrics)
         read_process(h, &m);
 
     rs_streams_info_t info = {0};
     char err[512];
-    int asked = ask_redis(h, !metrics, &info, err, sizeof(err));
+    int asked = ask_redis(h, &m, !metrics, &info, err, sizeof(err));
     m.redis = asked == 0 ? &info : NULL;
 
     char *body;
@@ -303,7 +308,7 @@ static enum MHD_Result serve_snapshot(rs_health_t *h, struct MHD_Connection *con
                      asked == 1 ? MHD_HTTP_HEADER_RETRY_AFTER : NULL, "1");
     }
     rs_streams_info_clear(&info);
-    free(streams);
+    rs_consumer_snapshot_clear(&m);
     return rc;
 }
 
@@ -504,19 +509,13 @@ rs_health_t *rs_health_new(const rs_config_t *cfg, rs_consumer_t *c, rs_logger_t
                            size_t errlen)
 {
     rs_health_t *h = calloc(1, sizeof(*h));
-    const char **names = calloc(cfg->nstreams > 0 ? cfg->nstreams : 1, sizeof(*names));
-    if (h == NULL || names == NULL) {
-        free(h);
-        free(names);
+    if (h == NULL) {
         snprintf(err, errlen, "health server: out of memory");
         return NULL;
     }
     h->cfg = cfg;
     h->consumer = c;
     h->log = log;
-    h->names = names;
-    for (size_t i = 0; i < cfg->nstreams; i++)
-        h->names[i] = cfg->streams[i].name;
     h->listen_fd = -1;
     atomic_init(&h->redis_active, 0);
     for (size_t i = 0; i < MAX_CONNECTIONS; i++)
@@ -600,6 +599,5 @@ void rs_health_free(rs_health_t *h)
             close(h->slots[i].fd); /* none once libmicrohttpd has stopped; defensive */
     pthread_cond_destroy(&h->cond);
     pthread_mutex_destroy(&h->lock);
-    free(h->names);
     free(h);
 }

@@ -48,3 +48,11 @@ void rs_histogram_read(const rs_histogram_t *h, rs_histogram_snapshot_t *out)
     out->count = total;
     out->sum_ns = atomic_load_explicit(&h->sum_ns, memory_order_relaxed);
 }
+
+void rs_histogram_add(rs_histogram_t *h, const rs_histogram_t *from)
+{
+    for (size_t i = 0; i <= RS_HISTOGRAM_BOUNDS; i++)
+        atomic_fetch_add_explicit(&h->buckets[i], atomic_load(&from->buckets[i]),
+                                  memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->sum_ns, atomic_load(&from->sum_ns), memory_order_relaxed);
+}

@@ -42,6 +42,9 @@ void rs_histogram_init(rs_histogram_t *h);
  * never blocks. */
 void rs_histogram_observe(rs_histogram_t *h, int64_t ns);
 
+/* Adds every count and the sum of `from` to `h`. Any thread; lock-free. */
+void rs_histogram_add(rs_histogram_t *h, const rs_histogram_t *from);
+
 /* Reads `h` into `out`. The count is the sum of the buckets read, so the +Inf bucket always
  * equals the count; an observation racing with the read may be in the buckets and not yet in
  * the sum (or the reverse). Any thread; lock-free. */

@@ -66,6 +66,11 @@ void rs_logger_set_level(rs_logger_t *lg, rs_log_level_t level)
     atomic_store_explicit(&lg->level, (int)level, memory_order_relaxed);
 }
 
+rs_log_level_t rs_logger_level(const rs_logger_t *lg)
+{
+    return (rs_log_level_t)atomic_load_explicit(&lg->level, memory_order_relaxed);
+}
+
 bool rs_log_enabled(const rs_logger_t *lg, rs_log_level_t level)
 {
     if (lg == NULL)

@@ -33,6 +33,9 @@ void rs_logger_free(rs_logger_t *lg);
 /* Changes the threshold; takes effect for every thread at once. Any thread. */
 void rs_logger_set_level(rs_logger_t *lg, rs_log_level_t level);
 
+/* The level now. Any thread; lock-free. */
+rs_log_level_t rs_logger_level(const rs_logger_t *lg);
+
 /* True when a message at `level` would be written. Any thread; lock-free. Use it to skip
  * expensive argument formatting on hot paths. */
 bool rs_log_enabled(const rs_logger_t *lg, rs_log_level_t level);

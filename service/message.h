@@ -24,6 +24,10 @@
 /* The producer's trace context, written only when tracing is on. */
 #define RS_FIELD_TRACEPARENT "traceparent"
 
+/* The producer's send time with --e2e: CLOCK_REALTIME in nanoseconds since the epoch, in
+ * decimal. The consumer records now - sent for every entry it handles that carries it. */
+#define RS_FIELD_SENT_NS "redstream.sent_ns"
+
 /* A dead letter carries all of the original entry's fields, then these five, in this order. */
 #define RS_DLQ_FIELD_STREAM     "redstream.original_stream"
 #define RS_DLQ_FIELD_ID         "redstream.original_id"

@@ -38,6 +38,7 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,12 +70,13 @@ struct rs_reader {
     rs_stream_t *stream;
     rs_queue_t *q;
     rs_logger_t *log;
-    rs_redis_t *redis;    /* reader thread only */
-    rs_backoff_t errors;  /* waits after error replies; reader thread only */
-    size_t batch_max;     /* most entries asked for (and queue slots held) per read */
-    rs_entry_t **batch;   /* batch_max slots; reader thread only */
-    uint64_t *counts;     /* batch_max delivery counts; reader thread only */
-    const char **deleted; /* batch_max ids of deleted entries; reader thread only */
+    rs_redis_t *redis;         /* reader thread only */
+    rs_backoff_t errors;       /* waits after error replies; reader thread only */
+    size_t batch_max;          /* most entries asked for (and queue slots held) per read */
+    atomic_size_t batch_limit; /* <= batch_max: the fair share now (rs_reader_set_batch_limit) */
+    rs_entry_t **batch;        /* batch_max slots; reader thread only */
+    uint64_t *counts;          /* batch_max delivery counts; reader thread only */
+    const char **deleted;      /* batch_max ids of deleted entries; reader thread only */
 
     int64_t claim_interval_ms; /* between two XAUTOCLAIM passes */
     int64_t next_claim_ns;     /* CLOCK_MONOTONIC; reader thread only */
@@ -105,6 +107,7 @@ rs_reader_t *rs_reader_new(const rs_config_t *cfg, rs_stream_t *stream, rs_queue
     if (r == NULL)
         return NULL;
     r->batch_max = batch_max > 0 ? batch_max : 1;
+    atomic_init(&r->batch_limit, r->batch_max);
     r->batch = calloc(r->batch_max, sizeof(*r->batch));
     r->counts = calloc(r->batch_max, sizeof(*r->counts));
     r->deleted = calloc(r->batch_max, sizeof(*r->deleted));
@@ -166,6 +169,9 @@ static void end_worker_wait(rs_reader_t *r, rs_reader_activity_t was)
 /* rs_queue_reserve() as a wait for the workers. */
 static size_t reserve_slots(rs_reader_t *r, size_t max)
 {
+    size_t limit = atomic_load_explicit(&r->batch_limit, memory_order_relaxed);
+    if (max > limit)
+        max = limit;
     rs_reader_activity_t was = begin_worker_wait(r, RS_READER_WAITING_FOR_ROOM);
     size_t k = rs_queue_reserve(r->q, max, &r->stop);
     end_worker_wait(r, was);
@@ -749,6 +755,13 @@ void rs_reader_stop(rs_reader_t *r)
     pthread_mutex_unlock(&r->lock);
     rs_queue_wake(r->q);
     rs_stream_wake(r->stream);
+}
+
+void rs_reader_set_batch_limit(rs_reader_t *r, size_t n)
+{
+    if (n > r->batch_max)
+        n = r->batch_max;
+    atomic_store_explicit(&r->batch_limit, n > 0 ? n : 1, memory_order_relaxed);
 }
 
 void rs_reader_join(rs_reader_t *r)

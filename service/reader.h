@@ -62,6 +62,11 @@ int rs_reader_start(rs_reader_t *r, char *err, size_t errlen);
  * is shut down), for room in the queue, in a reconnect backoff. Does not wait. Any thread. */
 void rs_reader_stop(rs_reader_t *r);
 
+/* Lowers (or raises again, up to the `batch_max` it was created with) how many entries the
+ * reader asks for and holds slots for per read, from its next read on: its fair share of the
+ * queue when streams are added or removed. Any thread; lock-free. */
+void rs_reader_set_batch_limit(rs_reader_t *r, size_t n);
+
 /* Waits for the thread to exit (after rs_reader_stop()). Main thread. */
 void rs_reader_join(rs_reader_t *r);
 

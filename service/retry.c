@@ -372,6 +372,31 @@ void rs_retry_free(rs_retry_t *r)
     free(r);
 }
 
+size_t rs_retry_cancel_stream(rs_retry_t *r, rs_stream_t *stream)
+{
+    pthread_mutex_lock(&r->lock);
+    size_t kept = 0, dropped = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        if (r->heap[i].stream == stream)
+            dropped++;
+        else
+            r->heap[kept++] = r->heap[i];
+    }
+    if (dropped > 0) {
+        /* Re-insert what is left, in place: each insert writes at or below the slot it
+         * reads from. */
+        r->n = 0;
+        for (size_t i = 0; i < kept; i++)
+            heap_push_locked(r, &r->heap[i]);
+        atomic_store_explicit(&r->waiting, r->n, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&r->lock);
+    /* Settled outside r->lock (it is a leaf); the stream's entries stay pending in Redis. */
+    if (dropped > 0)
+        rs_stream_settle(stream, (long)dropped);
+    return dropped;
+}
+
 unsigned long rs_retry_reconnects(const rs_retry_t *r)
 {
     return rs_redis_reconnects(r->redis);

@@ -39,6 +39,12 @@ int rs_retry_start(rs_retry_t *r, char *err, size_t errlen);
 int rs_retry_schedule(rs_retry_t *r, rs_stream_t *stream, const char *id, uint64_t delivery,
                       int64_t delay_ms);
 
+/* Drops every entry of `stream` still waiting (not those the thread is claiming now: they go
+ * on to the queue), settles them for the stream, and returns how many. They stay pending in
+ * Redis, for this consumer's next recovery pass or another consumer's claim. Used when a
+ * reload retires the stream. Any thread; never blocks on the network. */
+size_t rs_retry_cancel_stream(rs_retry_t *r, rs_stream_t *stream);
+
 /* Entries waiting now. Any thread; lock-free. */
 size_t rs_retry_waiting(const rs_retry_t *r);
 

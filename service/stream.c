@@ -1,9 +1,15 @@
 /*
  * Per-stream state of the consumer.
  *
- * DESIGN: the in-flight count is an atomic so the hot path (a reader adding a batch, the
- * acknowledger settling one) never takes a lock; only the transition to zero takes the mutex
- * to broadcast, and only waiters (a reader after a reconnect) sleep on the condition.
+ * DESIGN: the in-flight count is an atomic so a reader adding a batch never takes a lock and
+ * anyone may read it. Settling takes the stream's mutex, which costs one lock per ack batch
+ * (the acknowledger settles a whole XACK's worth at once) and buys a guarantee: once
+ * rs_stream_idle() has seen zero under the same mutex, no settler is still touching the
+ * stream, so a reload may free a retired stream then. Waiters (a reader after a reconnect)
+ * sleep on the condition, which the transition to zero broadcasts.
+ *
+ * The stream owns a copy of its configuration entry, so the configuration it was loaded from
+ * may be freed (after a reload) while the stream lives on.
  */
 
 #include "stream.h"
@@ -19,11 +25,17 @@ rs_stream_t *rs_stream_new(const rs_stream_config_t *sc, const rs_handler_env_t 
         snprintf(err, errlen, "stream %s: out of memory", sc->name);
         return NULL;
     }
-    s->cfg = sc;
-    s->name = sc->name;
+    s->cfg = rs_stream_config_dup(sc);
+    if (s->cfg == NULL) {
+        snprintf(err, errlen, "stream %s: out of memory", sc->name);
+        free(s);
+        return NULL;
+    }
+    s->name = s->cfg->name;
     rs_histogram_init(&s->handler_duration);
-    s->handler = rs_handler_new(sc, env, err, errlen);
+    s->handler = rs_handler_new(s->cfg, env, err, errlen);
     if (s->handler == NULL) {
+        rs_stream_config_free(s->cfg);
         free(s);
         return NULL;
     }
@@ -37,6 +49,7 @@ void rs_stream_free(rs_stream_t *s)
     if (s == NULL)
         return;
     rs_handler_free(s->handler);
+    rs_stream_config_free(s->cfg);
     pthread_cond_destroy(&s->settled);
     pthread_mutex_destroy(&s->lock);
     free(s);
@@ -49,8 +62,32 @@ void rs_stream_begin(rs_stream_t *s, long n)
 
 void rs_stream_settle(rs_stream_t *s, long n)
 {
+    pthread_mutex_lock(&s->lock);
     if (atomic_fetch_sub(&s->inflight, n) == n)
-        rs_stream_wake(s);
+        pthread_cond_broadcast(&s->settled);
+    pthread_mutex_unlock(&s->lock);
+}
+
+bool rs_stream_idle(rs_stream_t *s)
+{
+    pthread_mutex_lock(&s->lock);
+    bool idle = atomic_load(&s->inflight) <= 0;
+    pthread_mutex_unlock(&s->lock);
+    return idle;
+}
+
+void rs_stream_adopt_stats(rs_stream_t *s, const rs_stream_t *from)
+{
+    atomic_ullong *dst[] = {&s->stats.received, &s->stats.succeeded,     &s->stats.retried,
+                            &s->stats.failed,   &s->stats.dead_lettered, &s->stats.acked,
+                            &s->stats.deleted,  &s->stats.claimed};
+    const atomic_ullong *src[] = {&from->stats.received,      &from->stats.succeeded,
+                                  &from->stats.retried,       &from->stats.failed,
+                                  &from->stats.dead_lettered, &from->stats.acked,
+                                  &from->stats.deleted,       &from->stats.claimed};
+    for (size_t i = 0; i < sizeof(dst) / sizeof(dst[0]); i++)
+        atomic_fetch_add(dst[i], atomic_load(src[i]));
+    rs_histogram_add(&s->handler_duration, &from->handler_duration);
 }
 
 bool rs_stream_wait_settled(rs_stream_t *s, const atomic_bool *cancel)

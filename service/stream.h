@@ -31,9 +31,9 @@ typedef struct {
 } rs_stream_stats_t;
 
 typedef struct rs_stream {
-    const rs_stream_config_t *cfg; /* borrowed from the configuration */
-    const char *name;              /* == cfg->name */
-    rs_handler_t *handler;         /* owned */
+    rs_stream_config_t *cfg; /* owned: a copy of the configuration's entry */
+    const char *name;        /* == cfg->name */
+    rs_handler_t *handler;   /* owned */
     rs_stream_stats_t stats;
     rs_histogram_t handler_duration; /* per entry the handler ran for; workers, lock-free */
 
@@ -45,8 +45,9 @@ typedef struct rs_stream {
     pthread_cond_t settled; /* broadcast when inflight drops to zero, or to wake a waiter */
 } rs_stream_t;
 
-/* Creates the state for stream `sc` with its handler. Returns NULL with a message in `err`.
- * Caller frees with rs_stream_free(). Main thread. */
+/* Creates the state for stream `sc` (copied: the configuration may be freed afterwards) with
+ * its handler. Returns NULL with a message in `err`. Caller frees with rs_stream_free(). Main
+ * thread. */
 rs_stream_t *rs_stream_new(const rs_stream_config_t *sc, const rs_handler_env_t *env, char *err,
                            size_t errlen);
 
@@ -57,8 +58,18 @@ void rs_stream_free(rs_stream_t *s);
 void rs_stream_begin(rs_stream_t *s, long n);
 
 /* Counts `n` entries as settled (acknowledged, or failed and left pending), waking a waiter
- * when none remain. Any thread. */
+ * when none remain. The caller must not touch the stream afterwards unless it still holds
+ * other in-flight entries of it: a retired stream is freed once idle. Any thread. */
 void rs_stream_settle(rs_stream_t *s, long n);
+
+/* True when no entry is in flight. Once it returned true, no rs_stream_settle() call is still
+ * running, so a stream nobody can add entries to any more (its reader joined) may be freed.
+ * Any thread. */
+bool rs_stream_idle(rs_stream_t *s);
+
+/* Adds the counters and histogram of `from` (which nothing updates any more) to `s`, so a
+ * stream rebuilt by a reload keeps counting where its predecessor stopped. Main thread. */
+void rs_stream_adopt_stats(rs_stream_t *s, const rs_stream_t *from);
 
 /* Waits until no entry is in flight or `*cancel` is true (re-checked whenever the stream is
  * woken with rs_stream_wake()). Returns true when idle. Any thread. */

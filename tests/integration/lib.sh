@@ -59,7 +59,7 @@ _rs_cleanup() {
         echo "--- last lines of redis.log ---" >&2
         tail -n 20 "$RS_TMP/redis.log" >&2
     fi
-    rm -rf "$RS_TMP"
+    [[ -n ${RS_KEEP_TMP:-} ]] && echo "kept $RS_TMP" >&2 || rm -rf "$RS_TMP"
     echo "$RS_TEST_NAME: $RS_PASSED passed, $RS_FAILED failed"
     if ((RS_FAILED != 0)); then
         exit 1

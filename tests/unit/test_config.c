@@ -79,6 +79,7 @@ static int fixture_teardown(void **state)
     fixture_t *fx = *state;
 
     unsetenv(RS_ENV_REDIS_PASSWORD);
+    unsetenv("CREDENTIALS_DIRECTORY");
     remove_tree(fx->dir);
     free(fx);
     return 0;
@@ -217,7 +218,7 @@ static void assert_same_settings(const rs_config_t *a, const rs_config_t *b)
 static void config_defaults_match_spec(void **state)
 {
     (void)state;
-    rs_config_t *cfg = rs_config_new_defaults();
+    rs_config_t *cfg = rs_config_new_defaults(NULL, 0);
     char host[256] = {0};
 
     assert_non_null(cfg);
@@ -273,7 +274,7 @@ static void config_example_matches_defaults(void **state)
     rs_config_t *loaded = rs_config_load(EXAMPLE_CONFIG, err, sizeof(err));
     if (loaded == NULL)
         fail_msg("%s", err);
-    rs_config_t *defaults = rs_config_new_defaults();
+    rs_config_t *defaults = rs_config_new_defaults(NULL, 0);
     assert_non_null(defaults);
 
     assert_string_equal(loaded->path, EXAMPLE_CONFIG);
@@ -738,7 +739,7 @@ static void config_env_overrides_password(void **state)
 
     /* set and non-empty: the defaults take it */
     setenv(RS_ENV_REDIS_PASSWORD, "from-env", 1);
-    cfg = rs_config_new_defaults();
+    cfg = rs_config_new_defaults(NULL, 0);
     assert_non_null(cfg);
     assert_string_equal(cfg->redis.password, "from-env");
     assert_int_equal(cfg->redis.password_source, RS_SECRET_ENVIRONMENT);
@@ -758,7 +759,7 @@ static void config_env_overrides_password(void **state)
 
     /* set but empty: no password at all */
     setenv(RS_ENV_REDIS_PASSWORD, "", 1);
-    cfg = rs_config_new_defaults();
+    cfg = rs_config_new_defaults(NULL, 0);
     assert_non_null(cfg);
     assert_null(cfg->redis.password);
     assert_int_equal(cfg->redis.password_source, RS_SECRET_NONE);
@@ -899,7 +900,7 @@ static void config_accepts_empty_file(void **state)
 {
     const fixture_t *fx = *state;
     rs_config_t *cfg = expect_loaded(fx->dir, "");
-    rs_config_t *defaults = rs_config_new_defaults();
+    rs_config_t *defaults = rs_config_new_defaults(NULL, 0);
 
     assert_non_null(defaults);
     assert_non_null(cfg->path);
@@ -954,7 +955,7 @@ static void config_set_redis_addr_accepts(void **state)
 
     for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
         char err[256] = "";
-        rs_config_t *cfg = rs_config_new_defaults();
+        rs_config_t *cfg = rs_config_new_defaults(NULL, 0);
         assert_non_null(cfg);
         if (rs_config_set_redis_addr(cfg, cases[i].addr, "--redis-addr", err, sizeof(err)) != 0)
             fail_msg("'%s' rejected: %s", cases[i].addr, err);
@@ -989,7 +990,7 @@ static void config_set_redis_addr_rejects(void **state)
 
     for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
         char err[256] = "";
-        rs_config_t *cfg = rs_config_new_defaults();
+        rs_config_t *cfg = rs_config_new_defaults(NULL, 0);
         assert_non_null(cfg);
         if (rs_config_set_redis_addr(cfg, cases[i].addr, "--redis-addr", err, sizeof(err)) == 0)
             fail_msg("'%s' accepted", cases[i].addr);
@@ -1018,7 +1019,7 @@ static char *summary_of(const rs_config_t *cfg)
 static void config_summary_hides_password(void **state)
 {
     const fixture_t *fx = *state;
-    rs_config_t *cfg = rs_config_new_defaults();
+    rs_config_t *cfg = rs_config_new_defaults(NULL, 0);
     char *text;
 
     /* the built-in default */
@@ -1037,7 +1038,7 @@ static void config_summary_hides_password(void **state)
 
     /* from the environment */
     setenv(RS_ENV_REDIS_PASSWORD, "env-secret", 1);
-    cfg = rs_config_new_defaults();
+    cfg = rs_config_new_defaults(NULL, 0);
     assert_non_null(cfg);
     text = summary_of(cfg);
     assert_contains(text, "set (from environment REDSTREAM_REDIS_PASSWORD)");
@@ -1170,6 +1171,116 @@ static void config_handler_settings(void **state)
     rs_config_free(cfg);
 }
 
+static void config_credential_password(void **state)
+{
+    const fixture_t *fx = *state;
+    char err[1024] = "";
+    char creds[PATH_MAX + 8];
+    rs_config_t *cfg;
+
+    snprintf(creds, sizeof(creds), "%s/creds", fx->dir);
+    assert_int_equal(mkdir(creds, 0700), 0);
+    setenv("CREDENTIALS_DIRECTORY", creds, 1);
+
+    /* the directory without our credential: the file decides */
+    cfg = expect_loaded(fx->dir, "redis = { password = \"from-file\"; };\n");
+    assert_string_equal(cfg->redis.password, "from-file");
+    rs_config_free(cfg);
+
+    /* the credential wins over the file and the defaults; its mode is systemd's business */
+    free(write_named(creds, RS_CREDENTIAL_REDIS_PASSWORD, "from-credential\n", 0444));
+    cfg = expect_loaded(fx->dir, "redis = { password = \"from-file\"; };\n");
+    assert_string_equal(cfg->redis.password, "from-credential");
+    assert_int_equal(cfg->redis.password_source, RS_SECRET_CREDENTIAL);
+    char *text = summary_of(cfg);
+    assert_contains(text, "systemd credential redis-password");
+    assert_null(strstr(text, "from-credential"));
+    free(text);
+    rs_config_free(cfg);
+    cfg = rs_config_new_defaults(err, sizeof(err));
+    assert_non_null(cfg);
+    assert_string_equal(cfg->redis.password, "from-credential");
+    rs_config_free(cfg);
+
+    /* ... but not over the environment */
+    setenv(RS_ENV_REDIS_PASSWORD, "from-env", 1);
+    cfg = expect_loaded(fx->dir, "");
+    assert_string_equal(cfg->redis.password, "from-env");
+    rs_config_free(cfg);
+    unsetenv(RS_ENV_REDIS_PASSWORD);
+
+    /* an empty credential is an error that names it, not a silent "no password" */
+    free(write_named(creds, RS_CREDENTIAL_REDIS_PASSWORD, "", 0400));
+    char *path = write_config(fx->dir, "");
+    assert_null(rs_config_load(path, err, sizeof(err)));
+    assert_contains(err, "systemd credential redis-password");
+    assert_contains(err, "is empty");
+    assert_null(rs_config_new_defaults(err, sizeof(err)));
+    assert_contains(err, "is empty");
+    free(path);
+}
+
+static void config_stream_copy_and_compare(void **state)
+{
+    const fixture_t *fx = *state;
+    rs_config_t *a = expect_loaded(
+        fx->dir, "streams = ( { name = \"hook\"; handler = \"http\"; url = \"http://h/x\";\n"
+                 "  headers = [ \"Authorization: Bearer t\" ]; timeout_ms = 500; },\n"
+                 "  { name = \"run\"; handler = \"exec\"; command = [ \"/bin/cat\", \"-u\" ]; },\n"
+                 "  { name = \"plain\"; handler = \"log\"; } );\n");
+    rs_config_t *b = expect_loaded(
+        fx->dir, "streams = ( { name = \"hook\"; handler = \"http\"; url = \"http://h/x\";\n"
+                 "  headers = [ \"Authorization: Bearer u\" ]; timeout_ms = 500; },\n"
+                 "  { name = \"run\"; handler = \"exec\"; command = [ \"/bin/cat\", \"-u\" ]; },\n"
+                 "  { name = \"plain\"; handler = \"discard\"; } );\n");
+
+    /* a copy equals its source, shares no string with it, and outlives it */
+    for (size_t i = 0; i < a->nstreams; i++) {
+        rs_stream_config_t *copy = rs_stream_config_dup(&a->streams[i]);
+        assert_non_null(copy);
+        assert_true(rs_stream_config_equal(copy, &a->streams[i]));
+        assert_ptr_not_equal(copy->name, a->streams[i].name);
+        if (copy->handler == RS_HANDLER_HTTP)
+            assert_ptr_not_equal(copy->http.headers.items[0], a->streams[i].http.headers.items[0]);
+        rs_stream_config_free(copy);
+    }
+    /* a header value changed (http), nothing changed (exec), the handler kind changed (log) */
+    assert_false(rs_stream_config_equal(&a->streams[0], &b->streams[0]));
+    assert_true(rs_stream_config_equal(&a->streams[1], &b->streams[1]));
+    assert_false(rs_stream_config_equal(&a->streams[2], &b->streams[2]));
+    rs_stream_config_free(NULL);
+    rs_config_free(a);
+    rs_config_free(b);
+}
+
+static void config_restart_keys_named(void **state)
+{
+    const fixture_t *fx = *state;
+    char out[256];
+    rs_config_t *a = expect_loaded(fx->dir, "workers = { threads = 4; };\n");
+    rs_config_t *b =
+        expect_loaded(fx->dir, "workers = { threads = 4; };\n"
+                               "log = { level = \"debug\"; };\n"
+                               "producer = { interval_ms = 5; };\n"
+                               "streams = ( { name = \"other\"; handler = \"log\"; } );\n");
+    rs_config_t *c = expect_loaded(fx->dir, "workers = { threads = 2; };\n"
+                                            "redis = { port = 7000; password = \"other\"; };\n"
+                                            "tracing = { sample_ratio = 0.5; };\n");
+
+    /* streams, log and producer settings are not restart keys */
+    assert_int_equal(rs_config_restart_keys(a, b, out, sizeof(out)), 0);
+    assert_string_equal(out, "");
+    /* each changed key is named, the password by name only */
+    assert_int_equal(rs_config_restart_keys(a, c, out, sizeof(out)), 4);
+    assert_string_equal(out, "redis.port, redis.password, workers.threads, tracing.sample_ratio");
+    /* a short buffer truncates the list, the count stays right */
+    assert_int_equal(rs_config_restart_keys(a, c, out, 12), 4);
+    assert_string_equal(out, "redis.port,");
+    rs_config_free(a);
+    rs_config_free(b);
+    rs_config_free(c);
+}
+
 #define FIXTURE_TEST(f) cmocka_unit_test_setup_teardown(f, fixture_setup, fixture_teardown)
 
 int main(void)
@@ -1193,6 +1304,9 @@ int main(void)
         FIXTURE_TEST(config_summary_hides_password),
         FIXTURE_TEST(config_handler_settings),
         FIXTURE_TEST(config_set_string_and_names),
+        FIXTURE_TEST(config_credential_password),
+        FIXTURE_TEST(config_stream_copy_and_compare),
+        FIXTURE_TEST(config_restart_keys_named),
     };
     /* clang-format on */
     return cmocka_run_group_tests(tests, NULL, NULL);
