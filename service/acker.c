@@ -102,30 +102,46 @@ rs_acker_t *rs_acker_new(const rs_config_t *cfg, rs_logger_t *log, rs_acked_fn a
     return a;
 }
 
+/* Makes room for `more` items in `l`. Caller holds the lock. Returns -1 when out of memory. */
+static int reserve_items_locked(ack_list_t *l, size_t more)
+{
+    if (l->n + more <= l->cap)
+        return 0;
+    size_t cap = l->cap ? l->cap : ACK_BATCH;
+    while (cap < l->n + more)
+        cap *= 2;
+    ack_item_t *items = realloc(l->items, cap * sizeof(*items));
+    if (items == NULL)
+        return -1;
+    l->items = items;
+    l->cap = cap;
+    return 0;
+}
+
+/* Wakes the thread for the first item (it starts the batch's delay) and when a batch is full.
+ * Caller holds the lock; `before` is the item count before the append. */
+static void items_added_locked(rs_acker_t *a, size_t before)
+{
+    size_t n = a->pending.n;
+    if (before == 0) {
+        a->first_ns = rs_clock_monotonic_ns();
+        pthread_cond_signal(&a->cond);
+    } else if (before < ACK_BATCH && n >= ACK_BATCH) {
+        pthread_cond_signal(&a->cond);
+    }
+}
+
 /* Appends an item; returns -1 when out of memory. */
 static int push_item(rs_acker_t *a, const ack_item_t *item)
 {
-    int rc = 0;
+    int rc = -1;
     pthread_mutex_lock(&a->lock);
-    ack_list_t *l = &a->pending;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : ACK_BATCH;
-        ack_item_t *items = realloc(l->items, cap * sizeof(*items));
-        if (items == NULL) {
-            rc = -1;
-            goto out;
-        }
-        l->items = items;
-        l->cap = cap;
+    size_t before = a->pending.n;
+    if (reserve_items_locked(&a->pending, 1) == 0) {
+        a->pending.items[a->pending.n++] = *item;
+        items_added_locked(a, before);
+        rc = 0;
     }
-    l->items[l->n++] = *item;
-    if (l->n == 1) {
-        a->first_ns = rs_clock_monotonic_ns();
-        pthread_cond_signal(&a->cond);
-    } else if (l->n == ACK_BATCH) {
-        pthread_cond_signal(&a->cond);
-    }
-out:
     pthread_mutex_unlock(&a->lock);
     return rc;
 }
@@ -135,6 +151,28 @@ int rs_acker_add(rs_acker_t *a, void *stream, const char *stream_name, const cha
     ack_item_t it = {.stream = stream, .stream_name = stream_name};
     snprintf(it.id, sizeof(it.id), "%s", id);
     return push_item(a, &it);
+}
+
+int rs_acker_add_many(rs_acker_t *a, const rs_ack_ref_t *refs, size_t n)
+{
+    if (n == 0)
+        return 0;
+    int rc = -1;
+    pthread_mutex_lock(&a->lock);
+    size_t before = a->pending.n;
+    if (reserve_items_locked(&a->pending, n) == 0) {
+        for (size_t i = 0; i < n; i++) {
+            ack_item_t *it = &a->pending.items[a->pending.n++];
+            *it = (ack_item_t){.stream = refs[i].stream, .stream_name = refs[i].stream_name};
+            size_t len = strnlen(refs[i].id, sizeof(it->id) - 1);
+            memcpy(it->id, refs[i].id, len);
+            it->id[len] = '\0';
+        }
+        items_added_locked(a, before);
+        rc = 0;
+    }
+    pthread_mutex_unlock(&a->lock);
+    return rc;
 }
 
 int rs_acker_dead_letter(rs_acker_t *a, void *stream, const char *stream_name, rs_entry_t *e,

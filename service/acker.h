@@ -44,6 +44,17 @@ int rs_acker_start(rs_acker_t *a, char *err, size_t errlen);
  * entry then stays pending and is delivered again). */
 int rs_acker_add(rs_acker_t *a, void *stream, const char *stream_name, const char *id);
 
+/* One ack of rs_acker_add_many(): the same three arguments as rs_acker_add(). */
+typedef struct {
+    void *stream;
+    const char *stream_name;
+    const char *id;
+} rs_ack_ref_t;
+
+/* rs_acker_add() for `n` entries under one lock acquisition (a worker's batch). Returns 0, or
+ * -1 when out of memory (then none was queued: those entries stay pending). Any thread. */
+int rs_acker_add_many(rs_acker_t *a, const rs_ack_ref_t *refs, size_t n);
+
 /* Queues entry `e` (taking ownership) for the dead-letter stream of `stream_name`
  * (stream_name + group.dead_letter_suffix), with the reason `error` (copied). The acknowledger
  * then runs, on its own connection,

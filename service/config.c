@@ -250,7 +250,7 @@ static rs_config_t *config_defaults(void)
     cfg->group.name = strdup("workers");
     cfg->group.consumer = host_name_copy();
     cfg->group.start_id = strdup("0");
-    cfg->group.read_count = 100;
+    cfg->group.read_count = 1000;
     cfg->group.block_ms = 5000;
     cfg->group.max_deliveries = 10;
     cfg->group.claim_idle_ms = 60000;

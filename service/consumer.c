@@ -58,6 +58,7 @@
 #include "acker.h"
 #include "backoff.h"
 #include "clock.h"
+#include "latency.h"
 #include "message.h"
 #include "pool.h"
 #include "queue.h"
@@ -110,8 +111,11 @@ struct rs_consumer {
     rs_backoff_t *jitter;        /* one per worker: retry delays, used by that worker only */
     rs_output_t *out;            /* stdout, shared by the log handlers */
     rs_trace_exporter_t *tracer; /* NULL when tracing is off */
-    bool started;                /* main thread only */
-    atomic_int phase;            /* phase_t; written by the main thread, read by any */
+    /* End-to-end latency of entries carrying RS_FIELD_SENT_NS: one histogram per worker, the
+     * worker its only writer, created on first use (NULL until then). */
+    _Atomic(rs_latency_t *) *e2e;
+    bool started;     /* main thread only */
+    atomic_int phase; /* phase_t; written by the main thread, read by any */
 };
 
 /* Hands a failed entry to the acker for its dead-letter stream (taking ownership). */
@@ -198,10 +202,48 @@ static void finish_span(rs_consumer_t *c, rs_span_t *span, rs_outcome_t outcome,
     rs_trace_exporter_submit(c->tracer, span);
 }
 
-/* The work function: runs on a worker thread for each entry, and decides its fate. */
-static void handle_entry(void *arg, unsigned worker, rs_entry_t *e)
+/* The entry's RS_FIELD_SENT_NS (the producer's --e2e send time), or -1 when it has none. */
+static int64_t sent_ns(const rs_entry_t *e)
 {
-    rs_consumer_t *c = arg;
+    for (size_t i = 0; i < e->nfields; i++) {
+        const rs_field_t *f = &e->fields[i];
+        if (f->name_len != sizeof(RS_FIELD_SENT_NS) - 1 ||
+            memcmp(f->name, RS_FIELD_SENT_NS, f->name_len) != 0)
+            continue;
+        int64_t v = 0;
+        for (size_t k = 0; k < f->value_len; k++) {
+            unsigned char ch = (unsigned char)f->value[k];
+            if (ch < '0' || ch > '9' || v > (INT64_MAX - 9) / 10)
+                return -1;
+            v = v * 10 + (ch - '0');
+        }
+        return f->value_len > 0 ? v : -1;
+    }
+    return -1;
+}
+
+/* Records now - sent for an entry carrying the producer's send time, in this worker's own
+ * histogram (created on first use: a consumer that never sees one pays nothing). */
+static void record_e2e(rs_consumer_t *c, unsigned worker, const rs_entry_t *e)
+{
+    int64_t sent = sent_ns(e);
+    if (sent < 0)
+        return;
+    rs_latency_t *h = atomic_load_explicit(&c->e2e[worker], memory_order_acquire);
+    if (h == NULL) {
+        h = rs_latency_new();
+        if (h == NULL)
+            return;
+        atomic_store_explicit(&c->e2e[worker], h, memory_order_release);
+    }
+    rs_latency_record(h, rs_clock_realtime_ns() - sent);
+}
+
+/* Runs the handler for one entry and decides its fate. Returns true when it succeeded: the
+ * caller then queues its ack (with the rest of the batch) and frees it; otherwise the entry
+ * was handed on (retry, dead letter) or freed here. */
+static bool handle_entry(rs_consumer_t *c, unsigned worker, rs_entry_t *e)
+{
     rs_stream_t *s = e->stream;
     uint64_t max = (uint64_t)c->cfg->group.max_deliveries;
 
@@ -211,7 +253,7 @@ static void handle_entry(void *arg, unsigned worker, rs_entry_t *e)
         snprintf(why, sizeof(why), "delivered %llu times, more than max_deliveries (%llu)",
                  (unsigned long long)e->delivery, (unsigned long long)max);
         dead_letter(c, e, why);
-        return;
+        return false;
     }
     rs_handler_report_t report;
     rs_span_t span;
@@ -224,21 +266,15 @@ static void handle_entry(void *arg, unsigned worker, rs_entry_t *e)
     if (traced)
         finish_span(c, &span, outcome, &report);
     if (outcome == RS_OUTCOME_SUCCESS) {
-        atomic_fetch_add(&s->stats.succeeded, 1);
-        if (rs_acker_add(c->acker, s, s->name, e->id) != 0) {
-            rs_log(c->log, RS_LOG_ERROR, "worker",
-                   "stream=%s id=%s out of memory queueing the ack; it will be delivered again",
-                   s->name, e->id);
-            rs_stream_settle(s, 1);
-        }
-        rs_entry_free(e);
-        return;
+        record_e2e(c, worker, e);
+        atomic_fetch_add_explicit(&s->stats.succeeded, 1, memory_order_relaxed);
+        return true;
     }
     atomic_fetch_add(&s->stats.failed, 1);
     if (outcome == RS_OUTCOME_RETRY && e->delivery < max) {
         schedule_retry(c, worker, e, &report);
         rs_entry_free(e);
-        return;
+        return false;
     }
     if (outcome == RS_OUTCOME_RETRY) {
         char why[sizeof(report.error) + 64];
@@ -248,6 +284,44 @@ static void handle_entry(void *arg, unsigned worker, rs_entry_t *e)
     } else {
         dead_letter(c, e, report.error);
     }
+    return false;
+}
+
+/* The work function: runs on a worker thread for each batch the pool took from the queue.
+ * Handles the entries in order, then queues the acks of those that succeeded in one call to
+ * the acker (one lock acquisition and at most one wakeup per batch, not per entry). */
+static void handle_batch(void *arg, unsigned worker, rs_entry_t **entries, size_t n)
+{
+    rs_consumer_t *c = arg;
+    rs_ack_ref_t acks[RS_POOL_BATCH_MAX];
+    rs_entry_t *handled[RS_POOL_BATCH_MAX];
+    size_t nacks = 0;
+    size_t i = 0;
+    for (; i < n && !rs_queue_abandoned(c->queue); i++) {
+        rs_entry_t *e = entries[i];
+        if (!handle_entry(c, worker, e))
+            continue;
+        acks[nacks] =
+            (rs_ack_ref_t){.stream = e->stream, .stream_name = e->stream->name, .id = e->id};
+        handled[nacks++] = e;
+    }
+    /* The shutdown deadline passed: what is left stays pending for the next start. */
+    for (; i < n; i++) {
+        rs_stream_settle(entries[i]->stream, 1);
+        rs_entry_free(entries[i]);
+    }
+    if (nacks > 0 && rs_acker_add_many(c->acker, acks, nacks) != 0) {
+        for (size_t k = 0; k < nacks; k++) {
+            rs_log(c->log, RS_LOG_ERROR, "worker",
+                   "stream=%s id=%s out of memory queueing the ack; it will be delivered again",
+                   handled[k]->stream->name, handled[k]->id);
+            rs_stream_settle(handled[k]->stream, 1);
+        }
+    }
+    /* The acks may be settled (and a retired stream freed) by now; the entries hold copies of
+     * everything they need. */
+    for (size_t k = 0; k < nacks; k++)
+        rs_entry_free(handled[k]);
 }
 
 /* The acker's callback: Redis has answered for `n` entries of `stream`. */
@@ -316,14 +390,15 @@ rs_consumer_t *rs_consumer_new(const rs_config_t *cfg, rs_logger_t *log, char *e
     c->log = log;
     pthread_mutex_init(&c->lock, NULL);
     c->jitter = calloc((size_t)cfg->workers.threads, sizeof(*c->jitter));
+    c->e2e = calloc((size_t)cfg->workers.threads, sizeof(*c->e2e));
     c->queue = rs_queue_new((size_t)cfg->workers.queue_capacity);
     c->out = rs_output_new(STDOUT_FILENO);
-    if (c->jitter == NULL || c->queue == NULL || c->out == NULL ||
+    if (c->jitter == NULL || c->e2e == NULL || c->queue == NULL || c->out == NULL ||
         reserve_slots(c, cfg->nstreams) != 0)
         goto oom;
     for (int i = 0; i < cfg->workers.threads; i++)
         rs_backoff_init(&c->jitter[i], cfg->group.retry_base_ms, cfg->group.retry_max_ms, 0);
-    c->pool = rs_pool_new((unsigned)cfg->workers.threads, c->queue, handle_entry, c);
+    c->pool = rs_pool_new((unsigned)cfg->workers.threads, c->queue, handle_batch, c);
     if (c->pool == NULL)
         goto oom;
     c->acker = rs_acker_new(cfg, log, entries_settled, c, err, errlen);
@@ -731,6 +806,23 @@ void rs_consumer_status(rs_consumer_t *c, char *buf, size_t buflen)
              n, handled, failed, dead, rs_queue_depth(c->queue), rs_queue_capacity(c->queue));
 }
 
+/* The workers' end-to-end histograms merged into a new one (caller frees), or NULL when no
+ * entry carried a send time yet (or out of memory). Any thread: the workers' histograms are
+ * read with atomic loads while they record. */
+static rs_latency_t *merged_e2e(const rs_consumer_t *c)
+{
+    rs_latency_t *all = NULL;
+    for (int i = 0; i < c->cfg->workers.threads; i++) {
+        const rs_latency_t *h = atomic_load_explicit(&c->e2e[i], memory_order_acquire);
+        if (h == NULL)
+            continue;
+        if (all == NULL && (all = rs_latency_new()) == NULL)
+            return NULL;
+        rs_latency_merge(all, h);
+    }
+    return all;
+}
+
 int rs_consumer_snapshot(rs_consumer_t *c, rs_metrics_t *m)
 {
     m->group = c->cfg->group.name;
@@ -748,6 +840,9 @@ int rs_consumer_snapshot(rs_consumer_t *c, rs_metrics_t *m)
     }
     m->nstreams = 0;
     m->streams = NULL;
+    m->e2e = NULL;
+    rs_latency_t *e2e = merged_e2e(c);
+    m->e2e = e2e;
 
     pthread_mutex_lock(&c->lock);
     /* One block: the array, then the names it points into (the streams may be freed by a
@@ -759,6 +854,8 @@ int rs_consumer_snapshot(rs_consumer_t *c, rs_metrics_t *m)
     rs_metrics_stream_t *streams = calloc(1, (n > 0 ? n : 1) * sizeof(*streams) + names);
     if (streams == NULL) {
         pthread_mutex_unlock(&c->lock);
+        rs_latency_free(e2e);
+        m->e2e = NULL;
         return -1;
     }
     char *name_at = (char *)(streams + (n > 0 ? n : 1));
@@ -795,6 +892,8 @@ int rs_consumer_snapshot(rs_consumer_t *c, rs_metrics_t *m)
 
 void rs_consumer_snapshot_clear(rs_metrics_t *m)
 {
+    rs_latency_free((rs_latency_t *)(uintptr_t)m->e2e); /* ours: made by the snapshot */
+    m->e2e = NULL;
     free(m->streams);
     m->streams = NULL;
     m->nstreams = 0;
@@ -862,6 +961,14 @@ int rs_consumer_stop(rs_consumer_t *c)
                atomic_load(&st->failed), atomic_load(&st->retried), atomic_load(&st->dead_lettered),
                atomic_load(&st->acked), atomic_load(&st->claimed), atomic_load(&st->deleted));
     }
+    rs_latency_t *e2e = merged_e2e(c);
+    if (e2e != NULL) {
+        char line[256];
+        rs_latency_format(e2e, line, sizeof(line));
+        rs_log(c->log, RS_LOG_INFO, "consumer", "e2e latency (entries carrying %s, all streams) %s",
+               RS_FIELD_SENT_NS, line);
+        rs_latency_free(e2e);
+    }
     rs_log(c->log, RS_LOG_INFO, "consumer", "stopped in %lld ms",
            (long long)((rs_clock_monotonic_ns() - start) / 1000000));
     c->started = rc != 0; /* a stuck worker still uses everything */
@@ -884,6 +991,9 @@ void rs_consumer_free(rs_consumer_t *c)
     rs_queue_free(c->queue);
     rs_output_free(c->out);
     pthread_mutex_destroy(&c->lock);
+    for (int i = 0; c->e2e != NULL && i < c->cfg->workers.threads; i++)
+        rs_latency_free(atomic_load(&c->e2e[i]));
+    free(c->e2e);
     free(c->jitter);
     free(c->slots);
     free(c);

@@ -6,8 +6,10 @@
  * binary-safe, and the delivery count Redis keeps for it.
  *
  * Field names and values are byte strings with lengths: they may hold NUL bytes or invalid
- * UTF-8, and values are never truncated (Redis allows 512 MiB). An entry is one allocation,
- * so handing it from thread to thread is a pointer move and freeing it is one free().
+ * UTF-8, and values are never truncated (Redis allows 512 MiB). An entry is one contiguous
+ * piece of memory, either its own allocation or a part of a block shared by the entries of
+ * one reply (rs_entry_block_t): handing it from thread to thread is a pointer move, and
+ * rs_entry_free() releases it either way.
  */
 
 #include <hiredis/hiredis.h>
@@ -21,6 +23,9 @@
 
 struct rs_stream; /* the consumer's per-stream state; opaque here */
 
+/* One allocation holding the entries built from one reply, freed with the last of them. */
+typedef struct rs_entry_block rs_entry_block_t;
+
 typedef struct {
     const char *name;
     size_t name_len;
@@ -29,6 +34,7 @@ typedef struct {
 } rs_field_t;
 
 typedef struct {
+    rs_entry_block_t *block;  /* the shared block it lives in, or NULL: its own allocation */
     struct rs_stream *stream; /* borrowed: the stream outlives all of its entries */
     const char *stream_name;  /* borrowed, as `stream` */
     char id[RS_ENTRY_ID_MAX];
@@ -41,22 +47,33 @@ typedef struct {
     rs_field_t *fields; /* nfields pairs, inside the same allocation */
 } rs_entry_t;
 
+/* A block sized for every well-formed entry of `list` (the entry array of an XREADGROUP or
+ * XAUTOCLAIM reply), holding one reference for the caller. Returns NULL when out of memory or
+ * when there is no entry to build: rs_entry_from_reply() then allocates each entry on its own.
+ * The caller releases its reference with rs_entry_block_release() once every entry is built;
+ * the block is freed when its last entry is. Any thread. */
+rs_entry_block_t *rs_entry_block_new(const redisReply *list);
+
+/* Drops one reference to the block; the last frees it. NULL is ignored. Any thread. */
+void rs_entry_block_release(rs_entry_block_t *b);
+
 /* Builds an entry from one element of an XREADGROUP/XCLAIM reply: a two-element array of the
- * id (string) and the field list (array of strings, names and values alternating). Copies
- * everything, so the reply may be freed afterwards.
+ * id (string) and the field list (array of strings, names and values alternating), in `block`
+ * when it has room (NULL: an allocation of its own). Copies everything, so the reply may be
+ * freed afterwards.
  * Returns the entry (caller frees with rs_entry_free()), or NULL with a message in `err` when
  * the element is malformed or memory runs out. An element whose field list is nil (an entry
  * deleted while pending) is reported through *deleted = 1 and NULL with no error, so the
  * caller can acknowledge it instead of retrying it forever. Pure; any thread. */
-rs_entry_t *rs_entry_from_reply(const redisReply *element, struct rs_stream *stream,
-                                const char *stream_name, uint64_t delivery, int *deleted, char *err,
-                                size_t errlen);
+rs_entry_t *rs_entry_from_reply(const redisReply *element, rs_entry_block_t *block,
+                                struct rs_stream *stream, const char *stream_name,
+                                uint64_t delivery, int *deleted, char *err, size_t errlen);
 
 /* Builds an entry from parts (tests and tools). Copies everything. NULL when out of memory. */
 rs_entry_t *rs_entry_new(struct rs_stream *stream, const char *stream_name, const char *id,
                          uint64_t delivery, const rs_field_t *fields, size_t nfields);
 
-/* Frees the entry; NULL is ignored. */
+/* Frees the entry (or releases its part of a block); NULL is ignored. Any thread. */
 void rs_entry_free(rs_entry_t *e);
 
 /* Encodes the entry as one JSON object on one line, without a trailing newline:

@@ -218,6 +218,33 @@ static void put_histograms(FILE *f, const rs_metrics_t *m)
     }
 }
 
+/* Bucket bounds of the end-to-end latency histogram: from loopback's tens of microseconds to
+ * a backlog's seconds. */
+static const int64_t e2e_bounds_ns[] = {
+    50000,     100000,     250000,     500000,     1000000,     2500000,
+    5000000,   10000000,   25000000,   50000000,   100000000,   250000000,
+    500000000, 1000000000, 2500000000, 5000000000, 10000000000,
+};
+
+static void put_e2e(FILE *f, const rs_latency_t *h)
+{
+    static const char name[] = "redstream_e2e_latency_seconds";
+    uint64_t count = h != NULL ? rs_latency_count(h) : 0;
+    if (count == 0)
+        return;
+    put_family(f, name, "histogram",
+               "Time from the producer's send (the redstream.sent_ns field, producer --e2e) to "
+               "the end of the handler, for entries carrying it.");
+    for (size_t b = 0; b < ARRAY_LEN(e2e_bounds_ns); b++) {
+        uint64_t le = rs_latency_count_le(h, e2e_bounds_ns[b]);
+        fprintf(f, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name, (double)e2e_bounds_ns[b] / 1e9,
+                le < count ? le : count);
+    }
+    fprintf(f, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, count);
+    fprintf(f, "%s_sum %.9f\n", name, rs_latency_mean(h) * (double)count / 1e9);
+    fprintf(f, "%s_count %" PRIu64 "\n", name, count);
+}
+
 char *rs_metrics_prometheus(const rs_metrics_t *m, size_t *len)
 {
     char *text = NULL;
@@ -274,6 +301,7 @@ char *rs_metrics_prometheus(const rs_metrics_t *m, size_t *len)
     }
 
     put_histograms(f, m);
+    put_e2e(f, m->e2e);
 
     if (m->has_tracing) {
         put_family(f, "redstream_trace_spans_exported_total", "counter",

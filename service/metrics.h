@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "histogram.h"
+#include "latency.h"
 #include "stream_info.h"
 
 /* The Content-Type of rs_metrics_prometheus()'s output. */
@@ -50,6 +51,11 @@ typedef struct {
     uint64_t resident_memory_bytes;
     uint64_t open_fds;
     double start_time_seconds; /* since the Unix epoch */
+
+    /* End-to-end latency (now - the producer's --e2e send time) of the entries that carried
+     * one, over every stream; NULL or empty when none did (the family is then left out).
+     * Borrowed. */
+    const rs_latency_t *e2e;
 
     size_t nstreams;
     rs_metrics_stream_t *streams; /* nstreams, in configuration order; borrowed */

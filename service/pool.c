@@ -1,12 +1,20 @@
 /*
  * The worker pool.
  *
- * DESIGN: N threads loop on rs_queue_pop(); the queue's close/abandon is the stop signal, so
+ * DESIGN: N threads loop on rs_queue_pop_batch(); the queue's close/abandon is the stop
+ * signal, so
  * there is no separate flag to get out of step with it. A worker that leaves decrements
  * `running` under the lock and broadcasts, which lets the main thread wait for all of them
  * with a deadline (pthread_join has none): a handler stuck past the shutdown deadline must
  * not keep the process from exiting. The work function owns everything about an entry's
  * fate; the pool only counts busy workers and live ones (atomics, for /metrics and /healthz).
+ *
+ * Batch size: a worker takes as many entries as its handlers get through in about
+ * BATCH_TARGET_NS, judged from a moving average of the time per entry (`cost_ns`, updated by
+ * every worker after every batch). Fast handlers (discard, log) get batches of up to
+ * RS_POOL_BATCH_MAX, so one wakeup and one lock acquisition serve many entries; slow ones
+ * (a webhook) get one entry at a time, so no entry waits behind another while a worker is
+ * idle. The average starts high, so the first entries are taken one by one.
  */
 
 #include "pool.h"
@@ -19,6 +27,9 @@
 #include <string.h>
 
 #include "clock.h"
+
+#define BATCH_TARGET_NS INT64_C(200000)  /* handler time one batch should take */
+#define COST_INITIAL_NS INT64_C(1000000) /* assumed per entry until measured */
 
 typedef struct {
     rs_pool_t *pool;
@@ -34,7 +45,8 @@ struct rs_pool {
     unsigned nthreads;
     worker_t *workers;
     atomic_uint busy;
-    atomic_uint alive; /* threads started and not yet exited */
+    atomic_uint alive;    /* threads started and not yet exited */
+    atomic_llong cost_ns; /* moving average of the time per entry (ns) */
 
     pthread_mutex_t lock;
     pthread_cond_t exited; /* CLOCK_MONOTONIC; broadcast when a worker leaves */
@@ -55,6 +67,7 @@ rs_pool_t *rs_pool_new(unsigned threads, rs_queue_t *q, rs_work_fn fn, void *arg
     p->fn = fn;
     p->arg = arg;
     p->nthreads = threads;
+    atomic_init(&p->cost_ns, COST_INITIAL_NS);
     pthread_mutex_init(&p->lock, NULL);
     rs_clock_cond_init(&p->exited);
     return p;
@@ -64,10 +77,20 @@ static void *worker_main(void *arg)
 {
     worker_t *w = arg;
     rs_pool_t *p = w->pool;
-    rs_entry_t *e;
-    while ((e = rs_queue_pop(p->queue)) != NULL) {
+    rs_entry_t *batch[RS_POOL_BATCH_MAX];
+    for (;;) {
+        int64_t cost = atomic_load_explicit(&p->cost_ns, memory_order_relaxed);
+        int64_t want = BATCH_TARGET_NS / (cost > 1 ? cost : 1);
+        size_t max = want < 1 ? 1 : want > RS_POOL_BATCH_MAX ? RS_POOL_BATCH_MAX : (size_t)want;
+        size_t n = rs_queue_pop_batch(p->queue, batch, max);
+        if (n == 0)
+            break;
         atomic_fetch_add_explicit(&p->busy, 1, memory_order_relaxed);
-        p->fn(p->arg, w->index, e);
+        int64_t began = rs_clock_monotonic_ns();
+        p->fn(p->arg, w->index, batch, n);
+        int64_t per_entry = (rs_clock_monotonic_ns() - began) / (int64_t)n;
+        /* A racy update of a moving average: a lost sample does not matter. */
+        atomic_store_explicit(&p->cost_ns, cost + (per_entry - cost) / 8, memory_order_relaxed);
         atomic_fetch_sub_explicit(&p->busy, 1, memory_order_relaxed);
     }
     atomic_fetch_sub(&p->alive, 1);

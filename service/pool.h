@@ -13,9 +13,13 @@
 
 typedef struct rs_pool rs_pool_t;
 
-/* Runs on a worker thread for each entry; takes ownership of `e`. `worker` is the thread's
- * index, 0 .. threads-1. */
-typedef void (*rs_work_fn)(void *arg, unsigned worker, rs_entry_t *e);
+/* The most entries a worker takes from the queue at once (fast handlers, deep queue). */
+#define RS_POOL_BATCH_MAX 128
+
+/* Runs on a worker thread for each batch of 1 .. RS_POOL_BATCH_MAX entries taken from the
+ * queue in order; takes ownership of every entry. `worker` is the thread's index,
+ * 0 .. threads-1. It should stop early (leaving the rest pending) once rs_queue_abandoned(). */
+typedef void (*rs_work_fn)(void *arg, unsigned worker, rs_entry_t **entries, size_t n);
 
 /* Creates a pool of `threads` workers over `q` (borrowed). Returns NULL when out of memory.
  * Caller frees with rs_pool_free(). Main thread. */

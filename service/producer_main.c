@@ -28,6 +28,11 @@
  * span's context as a `traceparent` field. Spans go to the exporter's "rs-trace" thread (the
  * only other thread; it inherits the blocked SIGINT/SIGTERM, so signals still reach only this
  * thread's ppoll), which is flushed for at most FLUSH_MAX_MS when the producer stops.
+ * Load mode (--rate): the load generator (loadgen.c) runs one thread per connection; they are
+ * started after the stop signals are blocked, so main still takes every signal, in a ppoll on
+ * the generator's "done" descriptor that also paces the --progress lines. Load mode makes no
+ * spans: a span per entry would cost more than the XADD it measures, and the generator
+ * reports its own latency percentiles.
  */
 
 #include <curl/curl.h>
@@ -49,6 +54,8 @@
 #include "clock.h"
 #include "config.h"
 #include "duration.h"
+#include "latency.h"
+#include "loadgen.h"
 #include "log.h"
 #include "message.h"
 #include "redis_conn.h"
@@ -70,6 +77,11 @@
 
 /* The longest the span exporter may take to flush when the producer stops. */
 #define FLUSH_MAX_MS 2000
+
+/* The longest --duration: 30 days. */
+#define DURATION_MAX_MS INT64_C(2592000000)
+
+#define NS_PER_SEC INT64_C(1000000000)
 
 static const char *const prog = "redstream-producer";
 
@@ -97,6 +109,16 @@ typedef struct {
     uint64_t maxlen;        /* 0: no trimming */
     const char *replay_dlq; /* --replay-dlq: replay this dead-letter stream instead */
     bool dry_run;
+    bool e2e; /* --e2e: add RS_FIELD_SENT_NS to every entry */
+    /* Load mode, selected by --rate. */
+    bool load;
+    double rate;           /* messages/s over all connections; 0 = as fast as possible */
+    uint64_t pipeline;     /* 0: not given (1) */
+    uint64_t connections;  /* 0: not given (1) */
+    uint64_t payload_size; /* 0: not given (the demo's "Message #<n>") */
+    int64_t duration_ms;   /* 0: not given (no limit) */
+    bool progress;
+    const char *load_flag; /* the first flag given that only load mode takes */
 } flags_t;
 
 /* Everything the publishing loop uses; lives on main's stack. */
@@ -111,6 +133,8 @@ typedef struct {
     uint64_t published;
     rs_backoff_t busy_backoff;   /* paces retries while Redis answers LOADING, BUSY, ... */
     rs_trace_exporter_t *tracer; /* NULL when tracing is off */
+    bool e2e;                    /* add RS_FIELD_SENT_NS to every entry */
+    int command_timeout_ms;
 } producer_t;
 
 /* publish()'s answer when a stop signal ended a wait; other answers are exit codes. */
@@ -144,14 +168,38 @@ static void usage(FILE *out)
             "                           (or of the dead-letter stream STREAM itself) back to\n"
             "                           their original streams; --count N moves at most N\n"
             "      --dry-run            with --replay-dlq: list what would move, change nothing\n"
+            "      --e2e                add the field %s, the send time\n"
+            "                           (CLOCK_REALTIME, ns), for the consumer's end-to-end\n"
+            "                           latency; in both modes\n"
             "  -h, --help               show this help and exit\n"
             "  -V, --version            show the version and exit\n"
+            "\n"
+            "Load mode, selected by --rate: XADDs over several connections (one thread each),\n"
+            "pipelined and paced, then a summary on stdout ending in a machine-readable line\n"
+            "  result: sent=N errors=E seconds=S rate=R p50_us=.. p90_us=.. p99_us=..\n"
+            "          p999_us=.. max_us=..\n"
+            "No line per entry is logged and no spans are made. Error replies are counted;\n"
+            "only a first XADD that fails for good (e.g. WRONGTYPE) ends the run.\n"
+            "      --rate R             messages per second over all connections;\n"
+            "                           0 = as fast as Redis answers\n"
+            "      --pipeline P         XADDs in flight per connection, 1..%d (default 1)\n"
+            "      --connections C      connections, 1..%d (default 1)\n"
+            "      --payload-size B     make the message field exactly B bytes, \"Message #<n>\"\n"
+            "                           padded with x's, 1..%u (default: no padding)\n"
+            "      --duration DURATION  stop writing after DURATION (as --interval; at most\n"
+            "                           720h); with --count, whichever comes first\n"
+            "      --count N            in load mode: N XADDs over all connections\n"
+            "      --progress           a line on stderr each second: sent, errors, msg/s and\n"
+            "                           XADD latency p50/p99 of that second\n"
+            "      --maxlen N           applies in load mode too\n"
             "\n"
             "Environment: %s overrides redis.password.\n"
             "Exit status: 0 stopped by SIGINT/SIGTERM or --count reached, 1 runtime failure\n"
             "(e.g. the key is not a stream), 64 bad usage, 69 Redis unreachable at start,\n"
             "77 Redis refused the credentials, 78 invalid configuration.\n",
-            prog, RS_CONFIG_DEFAULT_PATH, RS_ENV_REDIS_PASSWORD, RS_ENV_REDIS_PASSWORD);
+            prog, RS_CONFIG_DEFAULT_PATH, RS_ENV_REDIS_PASSWORD, RS_FIELD_SENT_NS,
+            RS_LOADGEN_PIPELINE_MAX, RS_LOADGEN_CONNECTIONS_MAX, RS_LOADGEN_PAYLOAD_MAX,
+            RS_ENV_REDIS_PASSWORD);
 }
 
 __attribute__((format(printf, 1, 2))) static void usage_error(const char *fmt, ...)
@@ -164,19 +212,43 @@ __attribute__((format(printf, 1, 2))) static void usage_error(const char *fmt, .
     fprintf(stderr, "%s: %s\nTry '%s --help' for more information.\n", prog, msg, prog);
 }
 
-/* Parses a decimal N >= 1 (no sign, no spaces, no trailing text, at most INT64_MAX so Redis
- * accepts it). Returns 0, or -1 after printing a usage error naming `flag`. */
-static int parse_positive(const char *flag, const char *text, uint64_t *out)
+/* Parses a decimal N from `min` to `max` (no sign, no spaces, no trailing text). Returns 0, or
+ * -1 after printing a usage error naming `flag`. */
+static int parse_range(const char *flag, const char *text, uint64_t min, uint64_t max,
+                       uint64_t *out)
 {
     char *end = NULL;
     errno = 0;
     unsigned long long v = text[0] >= '0' && text[0] <= '9' ? strtoull(text, &end, 10) : 0;
-    if (end == NULL || *end != '\0' || errno != 0 || v < 1 || v > (unsigned long long)INT64_MAX) {
-        usage_error("%s: must be a whole number from 1 to %" PRId64 ", got '%s'", flag, INT64_MAX,
-                    text);
+    if (end == NULL || *end != '\0' || errno != 0 || v < min || v > max) {
+        usage_error("%s: must be a whole number from %" PRIu64 " to %" PRIu64 ", got '%s'", flag,
+                    min, max, text);
         return -1;
     }
     *out = (uint64_t)v;
+    return 0;
+}
+
+/* Parses a decimal N >= 1, at most INT64_MAX so Redis accepts it. As parse_range(). */
+static int parse_positive(const char *flag, const char *text, uint64_t *out)
+{
+    return parse_range(flag, text, 1, (uint64_t)INT64_MAX, out);
+}
+
+/* Parses --rate: a decimal number of messages per second from 0 to RS_LOADGEN_RATE_MAX ("0",
+ * "2500", "0.5"). Returns 0, or -1 after printing a usage error. */
+static int parse_rate(const char *text, double *out)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = text[0] >= '0' && text[0] <= '9' ? strtod(text, &end) : -1;
+    if (end == NULL || *end != '\0' || errno != 0 || !(v >= 0 && v <= RS_LOADGEN_RATE_MAX)) {
+        usage_error("--rate: must be a number of messages per second from 0 (as fast as "
+                    "possible) to %.0f, got '%s'",
+                    RS_LOADGEN_RATE_MAX, text);
+        return -1;
+    }
+    *out = v;
     return 0;
 }
 
@@ -189,6 +261,13 @@ static void flags_forget_password(flags_t *fl)
         free(fl->redis_pass);
         fl->redis_pass = NULL;
     }
+}
+
+/* Remembers the first flag only load mode takes, for the error when --rate is missing. */
+static void note_load_flag(flags_t *fl, const char *flag)
+{
+    if (fl->load_flag == NULL)
+        fl->load_flag = flag;
 }
 
 /* Parses argv into `fl`. Returns 0 to run, 1 when --help or --version was answered, -1 on a
@@ -206,6 +285,13 @@ static int parse_flags(int argc, char **argv, flags_t *fl)
         OPT_MAXLEN,
         OPT_REPLAY_DLQ,
         OPT_DRY_RUN,
+        OPT_E2E,
+        OPT_RATE,
+        OPT_PIPELINE,
+        OPT_CONNECTIONS,
+        OPT_PAYLOAD_SIZE,
+        OPT_DURATION,
+        OPT_PROGRESS,
     };
     static const struct option options[] = {
         {"config", required_argument, NULL, 'c'},
@@ -219,6 +305,13 @@ static int parse_flags(int argc, char **argv, flags_t *fl)
         {"maxlen", required_argument, NULL, OPT_MAXLEN},
         {"replay-dlq", required_argument, NULL, OPT_REPLAY_DLQ},
         {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+        {"e2e", no_argument, NULL, OPT_E2E},
+        {"rate", required_argument, NULL, OPT_RATE},
+        {"pipeline", required_argument, NULL, OPT_PIPELINE},
+        {"connections", required_argument, NULL, OPT_CONNECTIONS},
+        {"payload-size", required_argument, NULL, OPT_PAYLOAD_SIZE},
+        {"duration", required_argument, NULL, OPT_DURATION},
+        {"progress", no_argument, NULL, OPT_PROGRESS},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -286,6 +379,47 @@ static int parse_flags(int argc, char **argv, flags_t *fl)
         case OPT_DRY_RUN:
             fl->dry_run = true;
             break;
+        case OPT_E2E:
+            fl->e2e = true;
+            break;
+        case OPT_RATE:
+            if (parse_rate(optarg, &fl->rate) != 0)
+                return -1;
+            fl->load = true;
+            break;
+        case OPT_PIPELINE:
+            if (parse_range("--pipeline", optarg, 1, RS_LOADGEN_PIPELINE_MAX, &fl->pipeline) != 0)
+                return -1;
+            note_load_flag(fl, "--pipeline");
+            break;
+        case OPT_CONNECTIONS:
+            if (parse_range("--connections", optarg, 1, RS_LOADGEN_CONNECTIONS_MAX,
+                            &fl->connections) != 0)
+                return -1;
+            note_load_flag(fl, "--connections");
+            break;
+        case OPT_PAYLOAD_SIZE:
+            if (parse_range("--payload-size", optarg, 1, RS_LOADGEN_PAYLOAD_MAX,
+                            &fl->payload_size) != 0)
+                return -1;
+            note_load_flag(fl, "--payload-size");
+            break;
+        case OPT_DURATION:
+            if (rs_duration_parse_ms(optarg, DURATION_MAX_MS, &fl->duration_ms, err, sizeof(err)) !=
+                0) {
+                usage_error("--duration: %s", err);
+                return -1;
+            }
+            if (fl->duration_ms < 1) {
+                usage_error("--duration: must be at least 1ms, got '%s'", optarg);
+                return -1;
+            }
+            note_load_flag(fl, "--duration");
+            break;
+        case OPT_PROGRESS:
+            fl->progress = true;
+            note_load_flag(fl, "--progress");
+            break;
         case 'h':
             usage(stdout);
             return 1;
@@ -304,6 +438,19 @@ static int parse_flags(int argc, char **argv, flags_t *fl)
     }
     if (fl->dry_run && fl->replay_dlq == NULL) {
         usage_error("--dry-run: only meaningful with --replay-dlq");
+        return -1;
+    }
+    if (fl->load_flag != NULL && !fl->load) {
+        usage_error("%s: needs --rate (messages per second; --rate 0 = as fast as possible)",
+                    fl->load_flag);
+        return -1;
+    }
+    if (fl->load && fl->have_interval) {
+        usage_error("--interval: not used with --rate (load mode paces by --rate)");
+        return -1;
+    }
+    if (fl->replay_dlq != NULL && (fl->load || fl->e2e)) {
+        usage_error("%s: cannot be combined with --replay-dlq", fl->load ? "--rate" : "--e2e");
         return -1;
     }
     return 0;
@@ -436,12 +583,24 @@ static int error_code_len(const redisReply *reply)
 static int publish(producer_t *p, const rs_demo_entry_t *e, char *id, size_t idlen)
 {
     const char *stream = p->cfg->producer.stream;
-    const char *argv[RS_XADD_MAX_ARGS];
-    size_t argvlen[RS_XADD_MAX_ARGS];
+    const char *argv[RS_XADD_MAX_ARGS + 2];
+    size_t argvlen[RS_XADD_MAX_ARGS + 2];
     char maxlen_buf[24];
+    char sent_ns[24];
     int argc = rs_xadd_argv(stream, p->maxlen, maxlen_buf, e, argv, argvlen);
+    if (p->e2e) {
+        argv[argc] = RS_FIELD_SENT_NS;
+        argvlen[argc] = strlen(RS_FIELD_SENT_NS);
+        argv[argc + 1] = sent_ns;
+        argc += 2;
+    }
 
     for (;;) {
+        /* --e2e: the send time of this attempt, read just before the command is written. */
+        if (p->e2e) {
+            int n = snprintf(sent_ns, sizeof(sent_ns), "%" PRId64, rs_clock_realtime_ns());
+            argvlen[argc - 1] = (size_t)n;
+        }
         redisReply *reply = rs_redis_command_argv(p->redis, argc, argv, argvlen);
         if (reply == NULL) {
             rs_log(p->log, RS_LOG_WARN, LOG_MODULE,
@@ -595,6 +754,138 @@ static int run(producer_t *p)
     return code;
 }
 
+/* The reason a load run ended, for the log line. */
+static const char *load_end_reason(const flags_t *fl, const rs_loadgen_result_t *res)
+{
+    if (stop_signal != 0)
+        return signal_name(stop_signal);
+    if (res->failure != RS_REDIS_OK)
+        return "error";
+    if (fl->count != 0 && res->sent + res->errors >= fl->count)
+        return "--count reached";
+    return fl->duration_ms != 0 ? "--duration elapsed" : "finished";
+}
+
+/* Prints the summary of a load run to stdout: two lines for people, then the "result:" line
+ * scripts parse (bench/ does). */
+static void print_load_summary(const producer_t *p, const flags_t *fl,
+                               const rs_loadgen_result_t *res)
+{
+    const rs_latency_t *h = res->latency;
+    double p50 = (double)rs_latency_percentile(h, 50) / 1e3;
+    double p90 = (double)rs_latency_percentile(h, 90) / 1e3;
+    double p99 = (double)rs_latency_percentile(h, 99) / 1e3;
+    double p999 = (double)rs_latency_percentile(h, 99.9) / 1e3;
+    double max = (double)rs_latency_max(h) / 1e3;
+    printf("load: %" PRIu64 " XADDs to stream %s over %" PRIu64 " connection%s, pipeline %" PRIu64
+           ": %" PRIu64 " sent, %" PRIu64 " errors in %.3f s = %.1f msg/s\n",
+           res->sent + res->errors, p->cfg->producer.stream, fl->connections,
+           fl->connections == 1 ? "" : "s", fl->pipeline, res->sent, res->errors, res->seconds,
+           res->rate);
+    printf("XADD latency (us): min %.1f, mean %.1f, p50 %.1f, p90 %.1f, p99 %.1f, p99.9 %.1f, "
+           "max %.1f\n",
+           (double)rs_latency_min(h) / 1e3, rs_latency_mean(h) / 1e3, p50, p90, p99, p999, max);
+    printf("result: sent=%" PRIu64 " errors=%" PRIu64 " seconds=%.3f rate=%.1f p50_us=%.1f "
+           "p90_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f\n",
+           res->sent, res->errors, res->seconds, res->rate, p50, p90, p99, p999, max);
+    fflush(stdout);
+}
+
+/* Load mode (--rate): runs the load generator until --count, --duration, a stop signal or a
+ * fatal error, printing --progress lines meanwhile, then the summary. Returns the exit code. */
+static int run_load(producer_t *p, flags_t *fl)
+{
+    if (fl->pipeline == 0)
+        fl->pipeline = 1;
+    if (fl->connections == 0)
+        fl->connections = 1;
+    rs_loadgen_opts_t o;
+    memset(&o, 0, sizeof(o));
+    o.cfg = p->cfg;
+    o.log = p->log;
+    o.rate = fl->rate;
+    o.pipeline = (unsigned)fl->pipeline;
+    o.connections = (unsigned)fl->connections;
+    o.payload_size = (size_t)fl->payload_size;
+    o.duration_ns = fl->duration_ms * NS_PER_MS;
+    o.count = fl->count;
+    o.maxlen = fl->maxlen;
+    o.e2e = fl->e2e;
+    o.progress = fl->progress;
+    o.command_timeout_ms = p->command_timeout_ms;
+
+    char err[512];
+    rs_loadgen_t *lg = rs_loadgen_new(&o, err, sizeof(err));
+    if (lg == NULL) {
+        rs_log(p->log, RS_LOG_ERROR, LOG_MODULE, "%s", err);
+        return RS_EXIT_FAILURE;
+    }
+    char count_text[24] = "unlimited", duration_text[32] = "unlimited";
+    if (fl->count != 0)
+        snprintf(count_text, sizeof(count_text), "%" PRIu64, fl->count);
+    if (fl->duration_ms != 0)
+        snprintf(duration_text, sizeof(duration_text), "%" PRId64 "ms", fl->duration_ms);
+    rs_log(p->log, RS_LOG_INFO, LOG_MODULE,
+           "starting %s load mode stream=%s type=%s rate=%g%s connections=%" PRIu64
+           " pipeline=%" PRIu64 " payload_size=%" PRIu64 " count=%s duration=%s maxlen=%" PRIu64
+           " e2e=%s%s",
+           prog, p->cfg->producer.stream, p->cfg->producer.type, fl->rate,
+           fl->rate == 0 ? " (as fast as possible)" : "", fl->connections, fl->pipeline,
+           fl->payload_size, count_text, duration_text, fl->maxlen, fl->e2e ? "on" : "off",
+           p->cfg->tracing.enabled ? " (tracing is off in load mode)" : "");
+
+    rs_redis_status_t st = rs_loadgen_start(lg, err, sizeof(err));
+    if (st != RS_REDIS_OK) {
+        rs_log(p->log, RS_LOG_ERROR, LOG_MODULE, "%s", err);
+        rs_loadgen_free(lg);
+        return exit_code_for(st);
+    }
+    rs_log(p->log, RS_LOG_INFO, LOG_MODULE, "connected %" PRIu64 " connection%s to redis %s",
+           fl->connections, fl->connections == 1 ? "" : "s", rs_redis_addr(p->redis));
+
+    /* Wait for the generator to finish; a stop signal interrupts the ppoll at once (see
+     * DESIGN) and asks the connections to stop, and the wait goes on until they have. */
+    struct pollfd done = {.fd = rs_loadgen_done_fd(lg), .events = POLLIN, .revents = 0};
+    int64_t next_tick = rs_clock_monotonic_ns() + NS_PER_SEC;
+    bool stopping = false;
+    for (;;) {
+        struct timespec ts = {0, 0};
+        if (fl->progress) {
+            int64_t left = next_tick - rs_clock_monotonic_ns();
+            ts = rs_clock_timespec(left > 0 ? left : 0);
+        }
+        int rc = ppoll(&done, 1, fl->progress ? &ts : NULL, &p->wait_mask);
+        if (stop_signal != 0 && !stopping) {
+            stopping = true;
+            rs_log(p->log, RS_LOG_INFO, LOG_MODULE, "%s: stopping the connections",
+                   signal_name(stop_signal));
+            rs_loadgen_stop(lg);
+        }
+        if (rc > 0 && done.revents != 0)
+            break;
+        int64_t now = rs_clock_monotonic_ns();
+        if (fl->progress && now >= next_tick) {
+            char line[256];
+            rs_loadgen_progress(lg, line, sizeof(line));
+            fprintf(stderr, "progress: %s\n", line);
+            next_tick += NS_PER_SEC;
+            if (next_tick <= now)
+                next_tick = now + NS_PER_SEC;
+        }
+    }
+    rs_loadgen_join(lg);
+
+    rs_loadgen_result_t res;
+    rs_loadgen_result(lg, &res);
+    print_load_summary(p, fl, &res);
+    int code = res.failure == RS_REDIS_OK ? RS_EXIT_OK : exit_code_for(res.failure);
+    rs_log(p->log, code == RS_EXIT_OK ? RS_LOG_INFO : RS_LOG_ERROR, LOG_MODULE,
+           "stopped after %" PRIu64 " messages (%" PRIu64 " errors): %s", res.sent, res.errors,
+           load_end_reason(fl, &res));
+    rs_loadgen_free(lg);
+    return code;
+}
+
 /* --replay-dlq: moves dead letters back. `name` is a stream or its dead-letter stream. */
 static int replay(producer_t *p, const char *name, bool dry_run)
 {
@@ -659,6 +950,7 @@ int main(int argc, char **argv)
     p.cfg = cfg;
     p.count = fl.count;
     p.maxlen = fl.maxlen;
+    p.e2e = fl.e2e;
     p.interval_ns = (int64_t)cfg->producer.interval_ms * NS_PER_MS;
     rs_backoff_init(&p.busy_backoff, 100, 5000, 0);
     p.log = rs_logger_new(stderr, cfg->log.level);
@@ -669,8 +961,8 @@ int main(int argc, char **argv)
         return RS_EXIT_FAILURE;
     }
     /* The span exporter's thread needs libcurl's global state and jansson's hash seed set up
-     * while this is the only thread. --replay-dlq makes no spans. */
-    if (cfg->tracing.enabled && fl.replay_dlq == NULL) {
+     * while this is the only thread. --replay-dlq and load mode make no spans. */
+    if (cfg->tracing.enabled && fl.replay_dlq == NULL && !fl.load) {
         char err[512];
         json_object_seed(0);
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
@@ -693,6 +985,7 @@ int main(int argc, char **argv)
     int command_timeout = cfg->redis.connect_timeout_ms > COMMAND_TIMEOUT_MIN_MS
                               ? cfg->redis.connect_timeout_ms
                               : COMMAND_TIMEOUT_MIN_MS;
+    p.command_timeout_ms = command_timeout;
     p.redis = rs_redis_new_from_config(cfg, "producer", command_timeout, p.log);
     if (p.redis == NULL) {
         rs_log(p.log, RS_LOG_ERROR, LOG_MODULE, "out of memory");
@@ -702,13 +995,23 @@ int main(int argc, char **argv)
         return RS_EXIT_FAILURE;
     }
 
+    if (fl.load) {
+        /* The generator has connections of its own; p.redis only names the address. */
+        rc = run_load(&p, &fl);
+        rs_redis_free(p.redis);
+        rs_logger_free(p.log);
+        rs_config_free(cfg);
+        return rc;
+    }
+
     char count_text[24] = "unlimited";
     if (p.count != 0)
         snprintf(count_text, sizeof(count_text), "%" PRIu64, p.count);
     rs_log(p.log, RS_LOG_INFO, LOG_MODULE,
-           "starting %s redis=%s stream=%s type=%s interval_ms=%d count=%s maxlen=%" PRIu64, prog,
-           rs_redis_addr(p.redis), cfg->producer.stream, cfg->producer.type,
-           cfg->producer.interval_ms, count_text, p.maxlen);
+           "starting %s redis=%s stream=%s type=%s interval_ms=%d count=%s maxlen=%" PRIu64
+           " e2e=%s",
+           prog, rs_redis_addr(p.redis), cfg->producer.stream, cfg->producer.type,
+           cfg->producer.interval_ms, count_text, p.maxlen, p.e2e ? "on" : "off");
 
     /* One attempt at start: a producer that cannot reach Redis at all is misconfigured more
      * often than not, and its supervisor (systemd's Restart=) owns the retry policy. */

@@ -27,10 +27,16 @@ rs_queue_t *rs_queue_new(size_t capacity);
  * handled after a restart). NULL is ignored. No thread may use the queue any more. */
 void rs_queue_free(rs_queue_t *q);
 
-/* Reserves between 1 and `max` free slots, blocking until at least one is free. Returns the
- * number reserved, or 0 when `*cancel` became true or the queue is closed (then nothing is
- * reserved). A canceller sets *cancel and calls rs_queue_wake() so the wait ends. Any thread. */
+/* Reserves between 1 and `max` free slots: what is free now, up to `max`; when nothing is,
+ * blocks until `max` slots (or the whole capacity, if smaller) are free, so a reader under
+ * backpressure reads a full batch instead of one entry per pop. Returns the number reserved,
+ * or 0 when `*cancel` became true or the queue is closed (then nothing is reserved). A
+ * canceller sets *cancel and calls rs_queue_wake() so the wait ends. Any thread. */
 size_t rs_queue_reserve(rs_queue_t *q, size_t max, const atomic_bool *cancel);
+
+/* Reserves exactly `n` slots if that many are free now, without waiting. Returns `n`, or 0
+ * (nothing reserved). Any thread. */
+size_t rs_queue_try_reserve(rs_queue_t *q, size_t n);
 
 /* Gives back `n` reserved slots that were not used. Never blocks. Any thread. */
 void rs_queue_unreserve(rs_queue_t *q, size_t n);
@@ -39,10 +45,18 @@ void rs_queue_unreserve(rs_queue_t *q, size_t n);
  * Takes ownership of the entries. Never blocks. Any thread. */
 void rs_queue_push_reserved(rs_queue_t *q, rs_entry_t **entries, size_t n);
 
-/* Removes the oldest entry, blocking while the queue is empty and open. Returns the entry
- * (ownership passes to the caller), or NULL once the queue is closed and empty, or abandoned.
+/* Removes up to `max` (>= 1) of the oldest entries into `out`, blocking while the queue is
+ * empty and open, and wakes one more waiting worker when entries remain. Returns how many
+ * (ownership passes to the caller), or 0 once the queue is closed and empty, or abandoned.
  * Any thread. */
+size_t rs_queue_pop_batch(rs_queue_t *q, rs_entry_t **out, size_t max);
+
+/* rs_queue_pop_batch() of one entry: the entry, or NULL. Any thread. */
 rs_entry_t *rs_queue_pop(rs_queue_t *q);
+
+/* True once rs_queue_abandon() was called: a worker holding a batch stops handling it. Any
+ * thread; lock-free. */
+bool rs_queue_abandoned(const rs_queue_t *q);
 
 /* Closes the queue: reservations fail from now on, pops drain what is left and then return
  * NULL. Any thread; idempotent. */

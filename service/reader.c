@@ -74,9 +74,11 @@ struct rs_reader {
     rs_backoff_t errors;       /* waits after error replies; reader thread only */
     size_t batch_max;          /* most entries asked for (and queue slots held) per read */
     atomic_size_t batch_limit; /* <= batch_max: the fair share now (rs_reader_set_batch_limit) */
-    rs_entry_t **batch;        /* batch_max slots; reader thread only */
-    uint64_t *counts;          /* batch_max delivery counts; reader thread only */
-    const char **deleted;      /* batch_max ids of deleted entries; reader thread only */
+    size_t ahead;         /* slots reserved for an XREADGROUP sent ahead, whose reply is unread (0:
+                           * none); reader thread only */
+    rs_entry_t **batch;   /* batch_max slots; reader thread only */
+    uint64_t *counts;     /* batch_max delivery counts; reader thread only */
+    const char **deleted; /* batch_max ids of deleted entries; reader thread only */
 
     int64_t claim_interval_ms; /* between two XAUTOCLAIM passes */
     int64_t next_claim_ns;     /* CLOCK_MONOTONIC; reader thread only */
@@ -213,8 +215,18 @@ static void forget_socket(rs_reader_t *r)
 }
 
 /* Called after a command returned NULL: the connection is gone. */
+/* Gives back the slots of an XREADGROUP sent ahead whose reply will never be read (the
+ * connection is gone, or the reader stops). What Redis delivered for it stays pending for
+ * this consumer and comes back with the next recovery pass. */
+static void drop_ahead(rs_reader_t *r)
+{
+    rs_queue_unreserve(r->q, r->ahead);
+    r->ahead = 0;
+}
+
 static reader_state_t connection_lost(rs_reader_t *r)
 {
+    drop_ahead(r);
     atomic_store(&r->ready, false);
     forget_socket(r);
     if (!atomic_load(&r->stop))
@@ -379,10 +391,11 @@ static int push_entries(rs_reader_t *r, const redisReply *list, const uint64_t *
                         size_t *pushed)
 {
     size_t n = 0, ndeleted = 0;
+    rs_entry_block_t *block = rs_entry_block_new(list);
     for (size_t i = 0; i < list->elements; i++) {
         char err[256];
         int deleted;
-        rs_entry_t *e = rs_entry_from_reply(list->element[i], r->stream, r->stream->name,
+        rs_entry_t *e = rs_entry_from_reply(list->element[i], block, r->stream, r->stream->name,
                                             counts ? counts[i] : 1, &deleted, err, sizeof(err));
         if (e != NULL) {
             r->batch[n++] = e;
@@ -393,6 +406,7 @@ static int push_entries(rs_reader_t *r, const redisReply *list, const uint64_t *
             rs_log(r->log, RS_LOG_ERROR, "reader", "%s", err);
         }
     }
+    rs_entry_block_release(block); /* the entries hold it now */
     if (n > 0) {
         rs_stream_begin(r->stream, (long)n);
         atomic_fetch_add(&r->stream->stats.received, n);
@@ -511,21 +525,82 @@ static reader_state_t do_recover(rs_reader_t *r)
     return next;
 }
 
-static reader_state_t do_read(rs_reader_t *r)
+/* The BLOCK of a read: group.block_ms, or less so as to wake up for the next claim pass. */
+static long read_block_ms(const rs_reader_t *r)
 {
-    size_t k = reserve_slots(r, r->batch_max);
-    if (k == 0)
-        return ST_READ; /* stopping */
-    /* Wake up in time for the next claim pass. */
     int64_t until_claim = (r->next_claim_ns - rs_clock_monotonic_ns()) / 1000000;
     long block = r->cfg->group.block_ms;
     if (until_claim < block)
         block = until_claim > 1 ? (long)until_claim : 1;
-    redisReply *reply = xreadgroup(r, k, block, ">");
-    if (reply == NULL) {
+    return block;
+}
+
+/* Sends the next XREADGROUP ... > before the entries of the current reply are built and
+ * queued, so Redis prepares the next batch meanwhile instead of waiting for us: worth it only
+ * when the current reply was a full batch (more is waiting), when room for another batch is
+ * free right now, and when no claim pass is due (its XAUTOCLAIM must not interleave with an
+ * outstanding reply). */
+static void read_ahead(rs_reader_t *r, size_t got, size_t asked)
+{
+    if (got < asked || atomic_load(&r->stop) || rs_clock_monotonic_ns() >= r->next_claim_ns)
+        return;
+    size_t limit = atomic_load_explicit(&r->batch_limit, memory_order_relaxed);
+    size_t k = rs_queue_try_reserve(r->q, limit < r->batch_max ? limit : r->batch_max);
+    if (k == 0)
+        return;
+    char count_s[24], block_s[24];
+    snprintf(count_s, sizeof(count_s), "%zu", k);
+    snprintf(block_s, sizeof(block_s), "%ld", read_block_ms(r));
+    const char *argv[] = {
+        "XREADGROUP", "GROUP", r->cfg->group.name, r->cfg->group.consumer, "COUNT", count_s,
+        "BLOCK",      block_s, "STREAMS",          r->stream->name,        ">"};
+    size_t argvlen[11];
+    for (int i = 0; i < 11; i++)
+        argvlen[i] = strlen(argv[i]);
+    redisContext *c = rs_redis_context(r->redis);
+    int done = 0;
+    if (redisAppendCommandArgv(c, 11, argv, argvlen) != REDIS_OK) {
         rs_queue_unreserve(r->q, k);
-        return connection_lost(r);
+        rs_redis_mark_broken(r->redis); /* the next read reports it */
+        return;
     }
+    r->ahead = k;
+    while (!done) {
+        if (redisBufferWrite(c, &done) != REDIS_OK) {
+            rs_redis_mark_broken(r->redis);
+            return; /* the next read fails and drops the reservation */
+        }
+    }
+}
+
+/* The reply of the XREADGROUP sent ahead; NULL (connection marked broken) on failure. */
+static redisReply *read_ahead_reply(rs_reader_t *r)
+{
+    void *reply = NULL;
+    if (!rs_redis_connected(r->redis) ||
+        redisGetReply(rs_redis_context(r->redis), &reply) != REDIS_OK || reply == NULL) {
+        rs_redis_mark_broken(r->redis);
+        return NULL;
+    }
+    return reply;
+}
+
+static reader_state_t do_read(rs_reader_t *r)
+{
+    size_t k = r->ahead;
+    redisReply *reply;
+    if (k > 0) {
+        reply = read_ahead_reply(r);
+    } else {
+        k = reserve_slots(r, r->batch_max);
+        if (k == 0)
+            return ST_READ; /* stopping */
+        r->ahead = k;       /* so that connection_lost() gives the slots back */
+        reply = xreadgroup(r, k, read_block_ms(r), ">");
+    }
+    if (reply == NULL)
+        return connection_lost(r);
+    r->ahead = 0; /* the slots of this reply are ours to fill now */
     reader_state_t next = ST_READ;
     size_t pushed = 0;
     if (reply->type != REDIS_REPLY_ERROR)
@@ -535,13 +610,15 @@ static reader_state_t do_read(rs_reader_t *r)
         if (list == NULL) {
             next = read_error(r, "XREADGROUP", reply, ST_READ);
         } else {
+            read_ahead(r, list->elements, k);
             if (push_entries(r, list, NULL, &pushed) != 0)
                 next = connection_lost(r);
         }
     }
     rs_queue_unreserve(r->q, k - pushed);
     freeReplyObject(reply);
-    if (next == ST_READ && rs_clock_monotonic_ns() >= r->next_claim_ns)
+    /* A claim pass waits until no reply is outstanding. */
+    if (next == ST_READ && r->ahead == 0 && rs_clock_monotonic_ns() >= r->next_claim_ns)
         next = ST_CLAIM;
     return next;
 }
@@ -717,6 +794,7 @@ static void *reader_main(void *arg)
             break;
         }
     }
+    drop_ahead(r);
     atomic_store(&r->ready, false);
     forget_socket(r);
     atomic_store(&r->activity, (int)RS_READER_STOPPED);

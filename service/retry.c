@@ -268,8 +268,8 @@ static long claim_batch(rs_retry_t *r, const retry_item_t *batch, size_t n)
                 continue;
             char err[256];
             int deleted;
-            rs_entry_t *e = rs_entry_from_reply(el, s, s->name, batch[i].delivery + 1, &deleted,
-                                                err, sizeof(err));
+            rs_entry_t *e = rs_entry_from_reply(el, NULL, s, s->name, batch[i].delivery + 1,
+                                                &deleted, err, sizeof(err));
             if (e == NULL) {
                 if (!deleted)
                     rs_log(r->log, RS_LOG_ERROR, "retry", "%s", err);

@@ -252,7 +252,9 @@ rs_pass
 # --- shutdown --------------------------------------------------------------------------------
 rs_case "during a graceful shutdown /readyz says 503 and /healthz 200, then it exits 0"
 touch "$RS_TMP/slow"
-for i in 1 2 3 4 5 6 7 8; do
+# 16 one-second entries on 4 workers: the shutdown drains for about 4 s, time enough for the
+# probes below even on a loaded machine under a sanitizer (shutdown_timeout_ms is 8000).
+for i in $(seq 1 16); do
     printf 'XADD jobs * message "Slow #%d" type test\n' "$i"
 done | rs_cli >/dev/null
 cl_wait_for "$pid" $((10 * RS_SCALE)) hc_metrics_are "redstream_workers_busy=4" ||

@@ -235,7 +235,7 @@ static void config_defaults_match_spec(void **state)
     assert_int_equal(gethostname(host, sizeof(host) - 1), 0);
     assert_string_equal(cfg->group.consumer, host);
     assert_string_equal(cfg->group.start_id, "0");
-    assert_int_equal(cfg->group.read_count, 100);
+    assert_int_equal(cfg->group.read_count, 1000);
     assert_int_equal(cfg->group.block_ms, 5000);
     assert_int_equal(cfg->group.max_deliveries, 10);
     assert_int_equal(cfg->group.claim_idle_ms, 60000);

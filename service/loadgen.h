@@ -1,0 +1,113 @@
+#ifndef RS_LOADGEN_H
+#define RS_LOADGEN_H
+
+/*
+ * The producer's load generator (redstream-producer --rate): XADDs of the demo's entries to
+ * one stream over C connections, one thread and one Redis connection each, at a target rate
+ * or as fast as Redis answers, with up to P commands in flight per connection, measuring each
+ * XADD's round trip in a log-linear histogram (latency.h).
+ *
+ * Entries have the demo's fields, message ("Message #<n>", numbered 1, 2, 3, ... over all
+ * connections; with a payload size, padded or cut to exactly that many bytes), type and
+ * timestamp (RFC 3339, UTC, whole seconds), then with e2e the field RS_FIELD_SENT_NS
+ * (message.h): CLOCK_REALTIME in nanoseconds, read as the command is put into the write
+ * buffer. No tracing spans are made.
+ *
+ * Lifecycle, all from one controlling thread (the producer's main):
+ *     rs_loadgen_new -> rs_loadgen_start -> [rs_loadgen_progress each second]
+ *     -> (rs_loadgen_done_fd readable, or rs_loadgen_stop) -> rs_loadgen_join
+ *     -> rs_loadgen_result -> rs_loadgen_free
+ * The connection threads ("rs-load-<n>") inherit the caller's signal mask: block SIGINT and
+ * SIGTERM before rs_loadgen_start() so that only the controlling thread takes them.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "latency.h"
+#include "log.h"
+#include "redis_conn.h"
+
+#define RS_LOADGEN_PIPELINE_MAX    65536
+#define RS_LOADGEN_CONNECTIONS_MAX 1024
+#define RS_LOADGEN_PAYLOAD_MAX     (512u * 1024 * 1024)
+#define RS_LOADGEN_RATE_MAX        1e9 /* messages per second; far above what one Redis takes */
+
+typedef struct {
+    const rs_config_t *cfg; /* redis.*, producer.stream and producer.type; borrowed until
+                               rs_loadgen_free() */
+    rs_logger_t *log;       /* borrowed until rs_loadgen_free(); used from every thread */
+    double rate;            /* messages per second over all connections; 0 = unpaced */
+    unsigned pipeline;      /* XADDs in flight per connection, 1..RS_LOADGEN_PIPELINE_MAX */
+    unsigned connections;   /* 1..RS_LOADGEN_CONNECTIONS_MAX */
+    size_t payload_size;    /* 0: the demo's "Message #<n>"; else the message field's exact
+                               length, up to RS_LOADGEN_PAYLOAD_MAX */
+    int64_t duration_ns;    /* stop writing after this long; 0 = no limit */
+    uint64_t count;         /* XADDs to write over all connections; 0 = no limit */
+    uint64_t maxlen;        /* XADD MAXLEN ~ maxlen; 0 = no trimming */
+    bool e2e;               /* add RS_FIELD_SENT_NS to every entry */
+    bool progress;          /* keep per-second figures for rs_loadgen_progress() */
+    int command_timeout_ms; /* a connection with XADDs unanswered this long is broken */
+} rs_loadgen_opts_t;
+
+/* The figures of a finished run. */
+typedef struct {
+    uint64_t sent;               /* XADDs Redis answered with an id */
+    uint64_t errors;             /* error replies, plus XADDs whose connection broke, or that were
+                                    unanswered when the run stopped, before their reply */
+    double seconds;              /* from the start of the run to the last connection's end */
+    double rate;                 /* sent / seconds */
+    const rs_latency_t *latency; /* the round trip (command written to reply read) of every
+                                    XADD that got an id, so its count is `sent`; borrowed
+                                    until rs_loadgen_free() */
+    rs_redis_status_t failure;   /* RS_REDIS_OK, or why the run was cut short: a connection's
+                                    first XADD got an error retrying cannot fix
+                                    (RS_REDIS_ERR_REPLY, or RS_REDIS_ERR_AUTH for NOPERM), or a
+                                    reconnection was refused (RS_REDIS_ERR_AUTH) */
+    char failure_msg[256];       /* its message (already logged); "" when none */
+} rs_loadgen_result_t;
+
+typedef struct rs_loadgen rs_loadgen_t;
+
+/* Checks `opts` (copied) and allocates everything the run needs: the connections'
+ * handles (unconnected), buffers, histograms. Returns NULL with a message in `err` when an
+ * option is out of range or memory runs out. Caller frees with rs_loadgen_free(). */
+rs_loadgen_t *rs_loadgen_new(const rs_loadgen_opts_t *opts, char *err, size_t errlen);
+
+/* Stops and joins the threads if still running, then frees everything; NULL is ignored.
+ * The controlling thread only. */
+void rs_loadgen_free(rs_loadgen_t *lg);
+
+/* Connects every connection in turn (blocking, up to the configured connect timeout each),
+ * then starts one thread per connection, which from then on owns it. Returns RS_REDIS_OK, or
+ * the first connection's failure (no thread started; the message in `err`, not logged), or
+ * RS_REDIS_ERR_REPLY when a thread cannot be started. Once only; the controlling thread. */
+rs_redis_status_t rs_loadgen_start(rs_loadgen_t *lg, char *err, size_t errlen);
+
+/* A descriptor that becomes readable (POLLIN, and stays so) once every connection thread has
+ * finished: count written and answered, duration over, stopped, or failed. For poll(2)
+ * only: never read it. Valid until rs_loadgen_free(). Any thread. */
+int rs_loadgen_done_fd(const rs_loadgen_t *lg);
+
+/* Asks every connection to stop: no more XADDs are written, replies still in flight are
+ * awaited for at most a second (those that do not come count as errors). Returns at once;
+ * then wait for rs_loadgen_done_fd() or call rs_loadgen_join(). Any thread; idempotent. */
+void rs_loadgen_stop(rs_loadgen_t *lg);
+
+/* Waits for every connection thread to finish (after rs_loadgen_start() succeeded; at once
+ * otherwise). Blocks; the controlling thread only. */
+void rs_loadgen_join(rs_loadgen_t *lg);
+
+/* Writes one progress line covering the time since the previous call (or the start):
+ * "sent=%llu errors=%llu rate=%.1f p50_us=%.1f p99_us=%.1f", the totals so far, then the
+ * messages per second and the XADD latency percentiles of that interval (opts.progress must be
+ * set for the percentiles; they are 0 otherwise). Meant to be called about once a second.
+ * Reads the threads' atomics without stopping them. The controlling thread only. */
+void rs_loadgen_progress(rs_loadgen_t *lg, char *buf, size_t buflen);
+
+/* Fills `out` with the run's figures. After rs_loadgen_join(); the controlling thread. */
+void rs_loadgen_result(rs_loadgen_t *lg, rs_loadgen_result_t *out);
+
+#endif
