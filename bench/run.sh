@@ -17,9 +17,12 @@
 #   f. the consumer's peak RSS in (a), and with a 1,000,000- vs a 10,000-entry backlog behind
 #      a slow handler (it must not grow with the backlog).
 #
-# Usage: bash bench/run.sh [--quick] [--scale N] [--steps LETTERS] [--out FILE]
-#   --quick          counts divided by 20, 2 s latency runs, 3 s slow-handler runs (a smoke test)
+# Usage: bash bench/run.sh [--quick] [--scale N] [--repeat N] [--steps LETTERS] [--out FILE]
+#   --quick          counts divided by 20, 2 s latency runs, 3 s slow-handler runs, one run
+#                    each (a smoke test)
 #   --scale N        divide the counts by N (overrides --quick's 20)
+#   --repeat N       run the drains (a, b) and the producer comparison (e) N times and report
+#                    the medians (default 3; 1 with --quick)
 #   --steps LETTERS  run only these steps, e.g. "af" (default abcdef; b, c and f use a's figures)
 #   --out FILE       where to write the results (default bench/RESULTS.md)
 #
@@ -47,6 +50,7 @@ SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT=$SRC/bench/RESULTS.md
 QUICK=0
 DIV=""
+REPEAT=""
 STEPS=abcdef
 
 usage() {
@@ -62,6 +66,14 @@ while (($#)); do
             exit 64
         }
         DIV=$2
+        shift
+        ;;
+    --repeat)
+        [[ ${2:-} =~ ^[1-9][0-9]?$ ]] || {
+            echo "run.sh: --repeat needs an integer from 1 to 99" >&2
+            exit 64
+        }
+        REPEAT=$2
         shift
         ;;
     --steps)
@@ -100,15 +112,18 @@ fi
 # --- sizes -----------------------------------------------------------------------------------
 
 N_DRAIN=$((1000000 / DIV))    # (a), (b), (c) and the big backlog of (f)
-N_PROD=$((200000 / DIV))      # (e), per configuration
+N_PROD=$((200000 / DIV))      # (e), per run at pipeline 1
+N_PROD_PIPELINED=$((1000000 / DIV)) # (e), per run at pipeline 64
 N_SMALL=10000                 # the small backlog of (f)
 ((N_SMALL < N_DRAIN)) || N_SMALL=$((N_DRAIN / 5 + 1))
 if ((QUICK)); then
     E2E_MS=2000
     SLOW_MS=3000
+    REPEAT=${REPEAT:-1}
 else
     E2E_MS=10000
     SLOW_MS=10000
+    REPEAT=${REPEAT:-3}
 fi
 E2E_RATES="1000 10000"
 PASSWORD=redis123
@@ -162,7 +177,9 @@ if grep -qE '^REDSTREAM_(ASAN|TSAN):BOOL=ON' "$BUILD/CMakeCache.txt" 2>/dev/null
     SLOW=1
 fi
 if ((SLOW)); then T_SCALE=5; else T_SCALE=1; fi
+CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
 BUILD_TYPE=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$BUILD/CMakeCache.txt" 2>/dev/null || true)
+BUILD_CFLAGS=$(sed -n 's/^CMAKE_C_FLAGS:[A-Z]*=//p' "$BUILD/CMakeCache.txt" 2>/dev/null || true)
 
 # The programs take the password from here; no configuration file names it.
 export REDSTREAM_REDIS_PASSWORD=$PASSWORD
@@ -468,26 +485,58 @@ mib() {
     div "$1" 1024 1
 }
 
+# settings CONF: the consumer's settings that matter here, as its --check-config reports them
+# ("8 workers, queue 1024, read_count 1000, block_ms 5000"), so the text never goes stale.
+settings() {
+    local report workers reads
+    report=$("$CONSUMER" -c "$1" --check-config 2>/dev/null) || {
+        printf 'see redstream-consumer --check-config'
+        return
+    }
+    workers=$(sed -n 's/^workers: *\([0-9]*\) threads, queue capacity \([0-9]*\).*/\1 workers, queue \2/p' <<<"$report")
+    reads=$(sed -n 's/.*read \([0-9]*\) per call, block \([0-9]*\) ms.*/read_count \1, block_ms \2/p' <<<"$report")
+    printf '%s' "${workers:-?}, ${reads:-?}"
+}
+
+# redis_ticks: CPU time redis-server has used so far (user + system), in clock ticks.
+redis_ticks() {
+    local stat
+    stat=$(cat "/proc/$REDIS_PID/stat")
+    stat=${stat##*) }
+    awk '{ print $12 + $13 }' <<<"$stat" # utime and stime, fields 14 and 15 of the whole line
+}
+
+# redis_busy TICKS0 TICKS1 NS: redis-server's CPU use between two redis_ticks readings NS
+# nanoseconds apart, in percent of one core. Near 100 means Redis itself is the bottleneck
+# (it runs commands on one thread).
+redis_busy() {
+    div "$(awk -v t=$(($2 - $1)) -v hz="$CLK_TCK" 'BEGIN { printf "%.6f", t / hz * 100 }')" \
+        "$(awk -v ns="$3" 'BEGIN { printf "%.9f", ns / 1e9 }')" 0
+}
+
 # --- measuring the consumer ------------------------------------------------------------------
 
 # drain_with_consumer NAME NSTREAMS TOTAL: runs the consumer (discard handler, defaults, log
 # level warn) over streams pre-filled with TOTAL entries until the group has nothing pending
 # and no lag; sets D_SECONDS (process start to settled), D_RATE, D_RATE_ACK (first ack to
-# settled), D_HWM_KB (the consumer's VmHWM when settled).
+# settled), D_HWM_KB (the consumer's VmHWM when settled), D_REDIS_BUSY (redis-server's CPU use
+# from start to settled, % of one core).
 drain_with_consumer() {
-    local name=$1 k=$2 total=$3 conf t0 pid line settled first acked_first
+    local name=$1 k=$2 total=$3 conf t0 pid line settled first acked_first ticks0 ticks1
     local -a streams
     read -r -a streams <<<"$(stream_names "$k")"
     conf=$(consumer_conf "$name" discard warn "${streams[@]}")
     local -a watch_args=()
     local s
     for s in "${streams[@]}"; do watch_args+=(--stream "$s"); done
+    ticks0=$(redis_ticks)
     t0=$(now_ns)
     "$CONSUMER" -c "$conf" >"$TMP/$name.out" 2>"$TMP/$name.err" &
     pid=$!
     track "$pid"
     line=$("$LIMIT" watch --port "$PORT" --group workers "${watch_args[@]}" --count "$total" \
         --interval-ms 20 --timeout-ms $((300000 * T_SCALE)) 2>"$TMP/$name.watch.err") || true
+    ticks1=$(redis_ticks)
     D_HWM_KB=$(vmhwm_kb "$pid")
     if exited "$pid"; then
         wait "$pid" 2>/dev/null || true
@@ -504,40 +553,71 @@ drain_with_consumer() {
     D_RATE=$(rate "$total" $((settled - t0)))
     D_RATE_ACK=$(rate $((total - acked_first)) $((settled - first)))
     if ((settled <= first)); then D_RATE_ACK="—"; fi
-    say "$name: $total entries in $D_SECONDS s from process start: $D_RATE msg/s (from first ack: $D_RATE_ACK msg/s); VmHWM $D_HWM_KB KiB"
+    D_REDIS_BUSY=$(redis_busy "$ticks0" "$ticks1" $((settled - t0)))
+    say "$name: $total entries in $D_SECONDS s from process start: $D_RATE msg/s (from first ack: $D_RATE_ACK msg/s); VmHWM $D_HWM_KB KiB; redis-server busy $D_REDIS_BUSY %"
 }
 
 # --- the steps -------------------------------------------------------------------------------
 
 # Steps run in subshells: (a) hands its figures to (b), (c) and (f) in $TMP/a.figures.
 
-step_a() {
-    section "$TMP/sec-a.md" "a. Drain: one stream, redstream-consumer"
-    say "a. drain: filling $N_DRAIN entries"
-    flushall
-    fill 1 "$N_DRAIN"
-    say "a. drain: redstream-consumer (discard handler, default settings)"
-    drain_with_consumer drain 1 "$N_DRAIN"
-    printf '%s %s %s %s\n' "$D_RATE" "$D_RATE_ACK" "$D_HWM_KB" "$D_SECONDS" >"$TMP/a.figures"
-    para "$(fmt_int "$N_DRAIN") entries (fields message, type, timestamp; about 60 bytes) pre-filled" \
-        "in one stream with redis-cli --pipe; then redstream-consumer with the discard handler and" \
-        "otherwise default settings (8 workers, queue 1024, read_count 100), log level warn." \
-        "Measured from outside by polling XINFO GROUPS every 20 ms (bench/limit watch)."
-    table_head "figure" "value"
-    row "messages/s, from the consumer's process start until lag = 0 and pending = 0" "$D_RATE"
-    row "messages/s, from the first poll that saw an entry acknowledged until settled" "$D_RATE_ACK"
-    row "seconds, process start to settled" "$D_SECONDS"
-    row "peak RSS (VmHWM) when settled" "$(mib "$D_HWM_KB") MiB"
+# median V...: the median of numbers (the lower middle one for an even count); "—" if any
+# is not a number.
+median() {
+    local v
+    for v in "$@"; do isnum "$v" || {
+        printf '—'
+        return
+    }; done
+    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { printf "%s", v[int((NR + 1) / 2)] }'
 }
 
-step_b() {
-    section "$TMP/sec-b.md" "b. Drain: bench/limit (plain hiredis), and the ratio a / b"
-    local a_rate a_rate_ack t0 pid line settled self self_rate limit_rate
-    read -r a_rate a_rate_ack _ _ <"$TMP/a.figures" 2>/dev/null || true
-    say "b. drain: filling $N_DRAIN entries"
-    flushall
-    fill 1 "$N_DRAIN"
-    say "b. drain: bench/limit drain"
+# runs V...: "V1 / V2 / V3" for the table, or nothing for a single run.
+runs() {
+    (($# > 1)) || return 0
+    local IFS=/
+    local joined="$*"
+    printf '%s' "${joined//\// / }"
+}
+
+step_a() {
+    section "$TMP/sec-a.md" "a. Drain: one stream, redstream-consumer"
+    local i rates=() acks=() secs=() busys=() hwm=0
+    for ((i = 1; i <= REPEAT; i++)); do
+        say "a. drain, run $i of $REPEAT: filling $N_DRAIN entries"
+        flushall
+        fill 1 "$N_DRAIN"
+        say "a. drain, run $i of $REPEAT: redstream-consumer (discard handler, default settings)"
+        drain_with_consumer drain 1 "$N_DRAIN"
+        rates+=("$D_RATE") acks+=("$D_RATE_ACK") secs+=("$D_SECONDS") busys+=("$D_REDIS_BUSY")
+        if ((${D_HWM_KB:-0} > hwm)); then hwm=$D_HWM_KB; fi
+    done
+    local rate ack busy
+    rate=$(median "${rates[@]}") ack=$(median "${acks[@]}") busy=$(median "${busys[@]}")
+    printf '%s %s %s %s %s\n' "$rate" "$ack" "$hwm" "$(median "${secs[@]}")" "$busy" \
+        >"$TMP/a.figures"
+    printf '%s\n' "${rates[*]}" >"$TMP/a.runs"
+    para "$(fmt_int "$N_DRAIN") entries (fields message, type, timestamp; about 60 bytes) pre-filled" \
+        "in one stream with redis-cli --pipe; then redstream-consumer with the discard handler and" \
+        "otherwise default settings ($(settings "$TMP/drain.conf")), log level warn." \
+        "Measured from outside by polling XINFO GROUPS every 20 ms (bench/limit watch)." \
+        "$( ((REPEAT > 1)) && echo "Each figure is the median of $REPEAT runs (all runs in the last column); the peak RSS is the largest.")"
+    table_head "figure" "value" "runs"
+    row "messages/s, from the consumer's process start until lag = 0 and pending = 0" "$rate" \
+        "$(runs "${rates[@]}")"
+    row "messages/s, from the first poll that saw an entry acknowledged until settled" "$ack" \
+        "$(runs "${acks[@]}")"
+    row "seconds, process start to settled" "$(median "${secs[@]}")" "$(runs "${secs[@]}")"
+    row "peak RSS (VmHWM) when settled" "$(mib "$hwm") MiB" ""
+    row "redis-server CPU use, process start to settled (% of one core)" "$busy" \
+        "$(runs "${busys[@]}")"
+}
+
+# limit_drain: one drain of bench-0 by bench/limit, timed like drain_with_consumer; sets
+# L_RATE (process start to settled), L_SELF (its own clock) and L_BUSY (redis-server's CPU %).
+limit_drain() {
+    local t0 pid line settled self ticks0 ticks1
+    ticks0=$(redis_ticks)
     t0=$(now_ns)
     "$LIMIT" drain --port "$PORT" --stream bench-0 --group workers \
         --timeout-ms $((300000 * T_SCALE)) >"$TMP/limit.out" 2>"$TMP/limit.err" &
@@ -545,29 +625,58 @@ step_b() {
     track "$pid"
     line=$("$LIMIT" watch --port "$PORT" --group workers --stream bench-0 --count "$N_DRAIN" \
         --interval-ms 20 --timeout-ms $((300000 * T_SCALE)) 2>"$TMP/limit.watch.err") || true
+    ticks1=$(redis_ticks)
     wait_until $((30 * T_SCALE)) exited "$pid" || true
     stop "$pid" 5
     self=$(grep '^result:' "$TMP/limit.out" || true)
     [[ -n $self ]] || fail "bench/limit drain failed: $(tail -n 2 "$TMP/limit.err" | tr '\n' ' ')"
     [[ $line == "result: settled=yes"* ]] ||
         fail "bench/limit did not drain the stream: $(tail -n 1 "$TMP/limit.watch.err")"
-    self_rate=$(kv "$self" rate)
+    L_SELF=$(kv "$self" rate)
     settled=$(kv "$line" settled_ns)
-    limit_rate=$(rate "$N_DRAIN" $((settled - t0)))
-    say "b. bench/limit: $self_rate msg/s by its own clock, $limit_rate msg/s from process start"
-    local r1 r2
+    L_RATE=$(rate "$N_DRAIN" $((settled - t0)))
+    L_BUSY=$(redis_busy "$ticks0" "$ticks1" $((settled - t0)))
+    say "b. bench/limit: $L_SELF msg/s by its own clock, $L_RATE msg/s from process start; redis-server busy $L_BUSY %"
+}
+
+step_b() {
+    section "$TMP/sec-b.md" "b. Drain: bench/limit (plain hiredis), and the ratio a / b"
+    local a_rate a_rate_ack a_busy i rates=() selfs=() busys=() a_runs=()
+    read -r a_rate a_rate_ack _ _ a_busy <"$TMP/a.figures" 2>/dev/null || true
+    read -r -a a_runs <"$TMP/a.runs" 2>/dev/null || true
+    for ((i = 1; i <= REPEAT; i++)); do
+        say "b. drain, run $i of $REPEAT: filling $N_DRAIN entries"
+        flushall
+        fill 1 "$N_DRAIN"
+        say "b. drain, run $i of $REPEAT: bench/limit drain"
+        limit_drain
+        rates+=("$L_RATE") selfs+=("$L_SELF") busys+=("$L_BUSY")
+    done
+    local limit_rate self_rate busy r1 r2
+    limit_rate=$(median "${rates[@]}") self_rate=$(median "${selfs[@]}") busy=$(median "${busys[@]}")
     r1=$(div "${a_rate:-}" "$limit_rate")
     r2=$(div "${a_rate_ack:-}" "$self_rate")
     para "The same $(fmt_int "$N_DRAIN") entries consumed by redstream-bench-limit drain: one" \
         "thread, XREADGROUP COUNT 1000 and one XACK with the batch's ids pipelined with the next" \
         "read. Measured two ways: from its process start by the same outside poller as (a), and" \
-        "by its own clock (first XREADGROUP sent to last reply)."
+        "by its own clock (first XREADGROUP sent to last reply)." \
+        "$( ((REPEAT > 1)) && echo "Medians of $REPEAT runs each.")" \
+        "The last row is redis-server's" \
+        "CPU time over the same interval: near 100 % of one core, Redis itself is the limit; well" \
+        "below, the client leaves it waiting (bench/limit has one batch in flight at a time, so" \
+        "Redis idles while it parses a reply)."
     table_head "figure" "redstream (a)" "bench/limit (b)" "ratio a / b" "target" "met?"
     row "messages/s, process start to settled (both polled every 20 ms)" "${a_rate:-—}" \
         "$limit_rate" "$r1" "≥ 0.90" "$(met "$r1" ge 0.90)"
     summary "(b) drain ≥ 0.90 of bench/limit" "$r1" "$(met "$r1" ge 0.90)"
     row "messages/s, a: first ack to settled; b: its own clock" "${a_rate_ack:-—}" "$self_rate" \
         "$r2" "(informative)" "—"
+    row "redis-server CPU use, process start to settled (% of one core)" "${a_busy:-—}" "$busy" \
+        "—" "—" "—"
+    if ((REPEAT > 1)); then
+        row "runs, messages/s from process start" "$(runs ${a_runs[@]+"${a_runs[@]}"})" "$(runs "${rates[@]}")" \
+            "" "" ""
+    fi
 }
 
 step_c() {
@@ -577,7 +686,8 @@ step_c() {
     para "$(fmt_int "$N_DRAIN") entries in total spread evenly over the streams; one consumer" \
         "(one reader thread per stream), discard handler, default settings; measured as in (a)."
     table_head "streams" "entries per stream" "messages/s (start to settled)" \
-        "messages/s (first ack to settled)" "seconds" "peak RSS" "vs one stream (a)"
+        "messages/s (first ack to settled)" "seconds" "peak RSS" "redis-server CPU %" \
+        "vs one stream (a)"
     for k in 3 64; do
         say "c. $k streams: filling $N_DRAIN entries"
         flushall
@@ -585,7 +695,7 @@ step_c() {
         say "c. $k streams: redstream-consumer"
         drain_with_consumer "multi$k" "$k" "$N_DRAIN"
         row "$k" "~$(fmt_int $((N_DRAIN / k)))" "$D_RATE" "$D_RATE_ACK" "$D_SECONDS" \
-            "$(mib "$D_HWM_KB") MiB" "$(div "$D_RATE" "${one:-}")"
+            "$(mib "$D_HWM_KB") MiB" "$D_REDIS_BUSY" "$(div "$D_RATE" "${one:-}")"
     done
 }
 
@@ -603,7 +713,7 @@ step_d() {
     sec_s=$(div "$E2E_MS" 1000 0)
     para "Each rate runs ${sec_s} s. redstream: redstream-producer --rate R --e2e (each entry" \
         "carries redstream.sent_ns, CLOCK_REALTIME) into a stream that redstream-consumer (discard" \
-        "handler, default settings, block_ms 5000) reads; the consumer records now − sent per" \
+        "handler, default settings: $(settings "$(consumer_conf e2e-settings discard info e2e)")) reads; the consumer records now − sent per" \
         "entry in its handler and logs the histogram at shutdown. Bare pair:" \
         "redstream-bench-limit e2e, one thread XADDing at the same rate, another reading with" \
         "XREADGROUP COUNT 100 BLOCK 1000 on its own connection and recording now − sent on" \
@@ -675,46 +785,71 @@ step_d() {
 # redis-benchmark's message field; the producer's --payload-size makes its own as long.
 RB_MESSAGE='Message #100000'
 
+# producer_run P C N: one redstream-producer load run; prints its rate (whole) or "failed".
+producer_run() {
+    local pline prate
+    flushall
+    pline=$(timeout $((120 * T_SCALE)) "$PRODUCER" -c "$(producer_conf)" \
+        --stream bench-prod --rate 0 --pipeline "$1" --connections "$2" \
+        --payload-size "${#RB_MESSAGE}" --count "$3" 2>"$TMP/prod.err" | grep '^result:') || pline=""
+    prate=$(kv "$pline" rate)
+    prate=${prate%.*}
+    if isnum "$prate"; then
+        printf '%s' "$prate"
+    else
+        say "e. the producer failed: $(tail -n 2 "$TMP/prod.err" | tr '\n' ' ')"
+        printf 'failed'
+    fi
+}
+
+# benchmark_run P C N: one redis-benchmark XADD run; prints its rate (whole) or "failed".
+benchmark_run() {
+    local rbline rbrate
+    flushall
+    rbline=$(timeout $((120 * T_SCALE)) "$REDIS_BENCHMARK" -h 127.0.0.1 -p "$PORT" \
+        -a "$PASSWORD" -c "$2" -P "$1" -n "$3" --csv XADD bench-prod '*' \
+        message "$RB_MESSAGE" type test timestamp 2026-11-27T14:04:30Z \
+        2>"$TMP/rb.err" | sed -n 2p) || rbline=""
+    rbrate=$(awk -F'","' '{ gsub(/"/, "", $2); printf "%.0f", $2 }' <<<"$rbline")
+    isnum "$rbrate" || rbrate="failed"
+    printf '%s' "$rbrate"
+}
+
 step_e() {
     section "$TMP/sec-e.md" "e. Producer throughput against redis-benchmark"
-    local have_producer=0 have_rb=0 p c pline rbline prate rbrate r
+    local have_producer=0 have_rb=0 p c n i prate rbrate r
     if "$PRODUCER" --help 2>&1 | grep -q -- '--pipeline'; then have_producer=1; fi
     if command -v "$REDIS_BENCHMARK" >/dev/null; then have_rb=1; fi
-    para "$(fmt_int "$N_PROD") XADDs per configuration, fields message (15 bytes), type (test)" \
+    para "$(fmt_int "$N_PROD") XADDs per run at pipeline 1, $(fmt_int "$N_PROD_PIPELINED") at" \
+        "pipeline 64 (so a run lasts more than a second); fields message (15 bytes), type (test)" \
         "and timestamp (RFC 3339, 20 bytes). redstream: redstream-producer --rate 0 --pipeline P" \
         "--connections C --payload-size 15 --count N. Baseline: redis-benchmark -c C -P P -n N" \
-        "XADD key '*' message '$RB_MESSAGE' type test timestamp 2026-11-27T14:04:30Z."
+        "XADD key '*' message '$RB_MESSAGE' type test timestamp 2026-11-27T14:04:30Z." \
+        "$( ((REPEAT > 1)) && echo "The two alternate, $REPEAT runs each; the figures are the medians.")"
     table_head "pipeline" "connections" "redstream-producer (msg/s)" "redis-benchmark (msg/s)" \
-        "ratio" "target" "met?"
+        "ratio" "target" "met?" "runs (producer; redis-benchmark)"
     for c in 1 4; do
         for p in 1 64; do
+            n=$N_PROD
+            ((p == 1)) || n=$N_PROD_PIPELINED
+            local prates=() rbrates=()
+            for ((i = 1; i <= REPEAT; i++)); do
+                if ((have_rb)); then
+                    say "e. run $i of $REPEAT: redis-benchmark -P $p -c $c -n $n"
+                    rbrates+=("$(benchmark_run "$p" "$c" "$n")")
+                fi
+                if ((have_producer)); then
+                    say "e. run $i of $REPEAT: redstream-producer --pipeline $p --connections $c --count $n"
+                    prates+=("$(producer_run "$p" "$c" "$n")")
+                fi
+            done
             rbrate="not available (no redis-benchmark)"
-            if ((have_rb)); then
-                say "e. redis-benchmark -P $p -c $c -n $N_PROD"
-                flushall
-                rbline=$(timeout $((120 * T_SCALE)) "$REDIS_BENCHMARK" -h 127.0.0.1 -p "$PORT" \
-                    -a "$PASSWORD" -c "$c" -P "$p" -n "$N_PROD" --csv XADD bench-prod '*' \
-                    message "$RB_MESSAGE" type test timestamp 2026-11-27T14:04:30Z \
-                    2>"$TMP/rb.err" | sed -n 2p) || rbline=""
-                rbrate=$(awk -F'","' '{ gsub(/"/, "", $2); printf "%.0f", $2 }' <<<"$rbline")
-                isnum "$rbrate" || rbrate="failed"
-            fi
+            ((have_rb)) && rbrate=$(median "${rbrates[@]}")
             prate="not available (redstream-producer has no load mode)"
-            if ((have_producer)); then
-                say "e. redstream-producer --pipeline $p --connections $c --count $N_PROD"
-                flushall
-                pline=$(timeout $((120 * T_SCALE)) "$PRODUCER" -c "$(producer_conf)" \
-                    --stream bench-prod --rate 0 --pipeline "$p" --connections "$c" \
-                    --payload-size "${#RB_MESSAGE}" --count "$N_PROD" 2>"$TMP/prod.err" | grep '^result:') || pline=""
-                prate=$(kv "$pline" rate)
-                prate=${prate%.*}
-                isnum "$prate" || {
-                    prate="failed"
-                    say "e. the producer failed: $(tail -n 2 "$TMP/prod.err" | tr '\n' ' ')"
-                }
-            fi
+            ((have_producer)) && prate=$(median "${prates[@]}")
             r=$(div "$prate" "$rbrate")
-            row "$p" "$c" "$prate" "$rbrate" "$r" "≥ 0.90" "$(met "$r" ge 0.90)"
+            row "$p" "$c" "$prate" "$rbrate" "$r" "≥ 0.90" "$(met "$r" ge 0.90)" \
+                "$(runs ${prates[@]+"${prates[@]}"}); $(runs ${rbrates[@]+"${rbrates[@]}"})"
             summary "(e) producer ≥ 0.90 of redis-benchmark, pipeline $p, $c connection(s)" "$r" \
                 "$(met "$r" ge 0.90)"
             say "e. P=$p C=$c: producer $prate msg/s, redis-benchmark $rbrate msg/s"
@@ -724,8 +859,9 @@ step_e() {
 
 # slow_run NAME BACKLOG: fills one stream with BACKLOG entries, runs the consumer with the log
 # handler whose stdout goes through a FIFO into a reader that sleeps 2 ms per line (~500
-# lines/s), for SLOW_MS; sets S_HWM_KB (VmHWM at the end), S_RSS_MAX_KB (largest VmRSS
-# sampled every 0.5 s) and S_HANDLED (entries acknowledged during the run).
+# lines/s), for SLOW_MS; sets S_HWM_KB (the peak: VmHWM at the end, or the largest sample if
+# higher), S_RSS_MAX_KB (largest VmRSS sampled every 0.5 s) and S_HANDLED (entries
+# acknowledged during the run).
 slow_run() {
     local name=$1 backlog=$2 conf fifo reader pid end rss line
     flushall
@@ -749,9 +885,12 @@ for line in sys.stdin:
         sleep 0.5
         exited "$pid" && fail "the consumer exited early: $(tail -n 3 "$TMP/$name.err" | tr '\n' ' ')"
         rss=$(vmrss_kb "$pid")
-        ((${rss:-0} > S_RSS_MAX_KB)) && S_RSS_MAX_KB=$rss
+        if ((${rss:-0} > S_RSS_MAX_KB)); then S_RSS_MAX_KB=$rss; fi
     done
     S_HWM_KB=$(vmhwm_kb "$pid")
+    # The kernel's RSS counters are approximate (per-CPU), and VmHWM is only brought up to date
+    # at some events, so a sample can exceed the VmHWM read later: the peak is the larger one.
+    if ((S_RSS_MAX_KB > ${S_HWM_KB:-0})); then S_HWM_KB=$S_RSS_MAX_KB; fi
     line=$(cli XINFO GROUPS bench-0 | awk 'prev == "entries-read" { r = $0 } prev == "pending" { p = $0 } { prev = $0 } END { print r - p }')
     S_HANDLED=$line
     # The reader goes first, so the workers' blocked writes fail at once and the consumer can
@@ -766,7 +905,7 @@ for line in sys.stdin:
 step_f() {
     section "$TMP/sec-f.md" "f. Memory: peak RSS"
     local a_hwm="" big_hwm big_rss big_n small_hwm small_rss small_n r
-    read -r _ _ a_hwm _ <"$TMP/a.figures" 2>/dev/null || true
+    read -r _ _ a_hwm _ _ <"$TMP/a.figures" 2>/dev/null || true
     say "f. slow handler over a $N_DRAIN-entry backlog"
     slow_run slow-big "$N_DRAIN"
     big_hwm=$S_HWM_KB big_rss=$S_RSS_MAX_KB big_n=$S_HANDLED
@@ -774,9 +913,10 @@ step_f() {
     slow_run slow-small "$N_SMALL"
     small_hwm=$S_HWM_KB small_rss=$S_RSS_MAX_KB small_n=$S_HANDLED
     r=$(div "$big_hwm" "$small_hwm")
-    para "VmHWM (peak resident set) from /proc/PID/status. Slow handler: the log handler with" \
+    para "Peak RSS: VmHWM from /proc/PID/status (in the slow runs, or the largest VmRSS sampled" \
+        "every 0.5 s when that is higher). Slow handler: the log handler with" \
         "its stdout piped into a reader that sleeps 2 ms per line (about 500 entries/s), default" \
-        "settings (8 workers, queue 1024), $((SLOW_MS / 1000)) s per run; \"flat\" is read as" \
+        "settings ($(settings "$TMP/slow-big.conf")), $((SLOW_MS / 1000)) s per run; \"flat\" is read as" \
         "the big backlog's peak within 10 % of the small one's."
     table_head "figure" "value" "baseline" "ratio" "target" "met?"
     row "peak RSS in the drain (a)" "$(mib "$a_hwm") MiB" "16 MiB" "$(div "$a_hwm" 16384)" \
@@ -810,7 +950,8 @@ machine_section() {
     echo "| redis-server | $("$REDIS_SERVER" --version | sed 's/^Redis server //') |"
     echo "| hiredis | $(pkg-config --modversion hiredis 2>/dev/null || echo unknown) |"
     echo "| gcc | $(gcc --version 2>/dev/null | head -n 1 || echo unknown) |"
-    echo "| redstream | $("$CONSUMER" --version 2>&1 | head -n 1) (build type ${BUILD_TYPE:-?}$( ((SLOW)) && echo ", sanitizers: figures not meaningful")) |"
+    echo "| redstream | $("$CONSUMER" --version 2>&1 | head -n 1), git $(git -C "$SRC" describe --always --dirty 2>/dev/null || echo unknown) |"
+    echo "| build | $BUILD: build type ${BUILD_TYPE:-?}${BUILD_CFLAGS:+, extra C flags $BUILD_CFLAGS}$( ((SLOW)) && echo ", sanitizers: figures not meaningful") |"
     local mode="counts divided by $DIV"
     ((QUICK)) && mode="--quick, $mode"
     echo "| mode | $mode |"

@@ -173,7 +173,7 @@ rs_entry_block_t *rs_entry_block_new(const redisReply *list)
     if (list == NULL || list->type != REDIS_REPLY_ARRAY || list->elements == 0)
         return NULL;
     size_t total = 0;
-    char err[8];
+    char err[256]; /* element_size() wants room for its message; unused here */
     for (size_t i = 0; i < list->elements; i++) {
         size_t size;
         if (element_size(list->element[i], "", &size, err, sizeof(err)) != 0)
