@@ -18,6 +18,8 @@ packages=(
   systemd dpkg-dev docker-compose
   # man (with groff) renders the man pages in tests/integration/test_man_pages.sh.
   man-db
+  # valgrind: tests/integration/test_valgrind.sh (leak check of a whole consumer life).
+  valgrind
 )
 
 # Node and npm run the OTLP receiver of tests/integration/test_tracing.sh (it checks span

@@ -13,7 +13,8 @@
 # The first failed assertion ends the script with status 1 after printing what was expected and
 # what was seen. hiredis's test.sh is the model.
 #
-# Environment (set by tests/CMakeLists.txt, defaults for running a script by hand):
+# Environment (set by tests/CMakeLists.txt, defaults for running a script by hand;
+# RS_KEEP_TMP=1 keeps $RS_TMP after the test, for a post-mortem):
 #   RS_BUILD_DIR   the CMake build directory holding redstream-producer/-consumer
 #   RS_SOURCE_DIR  the source tree (for config/redstream.conf)
 #   REDIS_SERVER   redis-server binary      REDIS_CLI  redis-cli binary
@@ -59,7 +60,11 @@ _rs_cleanup() {
         echo "--- last lines of redis.log ---" >&2
         tail -n 20 "$RS_TMP/redis.log" >&2
     fi
-    [[ -n ${RS_KEEP_TMP:-} ]] && echo "kept $RS_TMP" >&2 || rm -rf "$RS_TMP"
+    if [[ -n ${RS_KEEP_TMP:-} ]]; then
+        echo "kept $RS_TMP" >&2 # RS_KEEP_TMP=1: leave the files for a post-mortem
+    else
+        rm -rf "$RS_TMP"
+    fi
     echo "$RS_TEST_NAME: $RS_PASSED passed, $RS_FAILED failed"
     if ((RS_FAILED != 0)); then
         exit 1
@@ -228,6 +233,15 @@ rs_run() {
     RS_ERR=$RS_TMP/$name.err
     RS_RC=0
     timeout --kill-after=5 60 "$@" >"$RS_OUT" 2>"$RS_ERR" || RS_RC=$?
+}
+
+# rs_produce NAME ARGS...: rs_run of redstream-producer against the private server, the
+# password from the environment (the way its help text recommends); ARGS follow.
+rs_produce() {
+    local name=$1
+    shift
+    rs_run "$name" env REDSTREAM_REDIS_PASSWORD="$RS_REDIS_PASSWORD" \
+        "$RS_PRODUCER" --redis-addr "127.0.0.1:$RS_REDIS_PORT" "$@"
 }
 
 # rs_spawn NAME CMD...: starts CMD in the background with output in $RS_TMP/NAME.{out,err};

@@ -13,13 +13,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 [[ -x $RS_PRODUCER ]] || rs_fail "$RS_PRODUCER not built"
 rs_start_redis
 
-# Runs the producer against the private server; the password comes from the environment, the
-# way the help text recommends. Extra arguments follow.
+# produce NAME ARGS...: lib.sh's rs_produce.
 produce() {
-    local name=$1
-    shift
-    rs_run "$name" env REDSTREAM_REDIS_PASSWORD="$RS_REDIS_PASSWORD" \
-        "$RS_PRODUCER" --redis-addr "127.0.0.1:$RS_REDIS_PORT" "$@"
+    rs_produce "$@"
 }
 
 xlen() {

@@ -14,13 +14,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 [[ -x $RS_PRODUCER ]] || rs_fail "$RS_PRODUCER not built"
 rs_start_redis
 
-# load NAME ARGS...: runs the producer against the private server, the password from the
-# environment.
+# load NAME ARGS...: lib.sh's rs_produce.
 load() {
-    local name=$1
-    shift
-    rs_run "$name" env REDSTREAM_REDIS_PASSWORD="$RS_REDIS_PASSWORD" \
-        "$RS_PRODUCER" --redis-addr "127.0.0.1:$RS_REDIS_PORT" "$@"
+    rs_produce "$@"
 }
 
 xlen() {
