@@ -6,7 +6,8 @@
 # whole test. The consumer starts with a (log handler) and b (log handler); c is not listed
 # yet, so its entries wait in Redis. Then, each a SIGHUP after rewriting the file:
 #   1. add c and remove b: c's backlog and new entries get handled; b stops being read, and
-#      everything it had read is acknowledged (nothing of it stays pending);
+#      everything it handled is acknowledged (what Redis delivered to its socket as it stopped
+#      may stay pending, unread, until b comes back);
 #   2. change a's handler from log to exec (a program writing each entry to a file named by
 #      its id): every entry of a is handled by exactly one of the two handlers, and every
 #      entry handled by the new one comes after every entry handled by the old one;
@@ -123,7 +124,14 @@ cl_wait_for "$CONSUMER" $((10 * RS_SCALE)) grep -q "stream=b removed" "$RS_TMP/c
     rs_fail "b's retirement did not complete"
 cl_wait_for "$CONSUMER" $((10 * RS_SCALE)) has_handled c 100 || rs_fail "c is not being handled"
 B_AT_REMOVAL=$(count_handled b)
-rs_assert_eq 0 "$(cl_pending b)" "entries of b pending after its removal"
+# Every entry of b that was handled is acknowledged. (Entries Redis delivered to the reader's
+# socket just as it was stopped may stay pending for c1, unread: they are handled when b
+# comes back, which the last case checks.)
+handled_ids b | sort >"$RS_TMP/b.handled"
+cl_pending_ids b | sort >"$RS_TMP/b.pending"
+both=$(comm -12 "$RS_TMP/b.handled" "$RS_TMP/b.pending" | head -n 3 | tr '\n' ' ')
+[[ -z $both ]] || rs_fail "entries of b handled but still pending after its removal: $both"
+rs_assert_le 50 "$(wc -l <"$RS_TMP/b.pending")" "entries of b left pending (at most one read's worth)"
 # b's producer keeps publishing; none of that may be handled while b is not configured.
 cl_wait_for "$CONSUMER" $((10 * RS_SCALE)) has_handled a "$(($(count_handled a) + 100))" ||
     rs_fail "a stopped flowing after the reload"
