@@ -148,9 +148,8 @@ static int push_item(rs_acker_t *a, const ack_item_t *item)
 
 int rs_acker_add(rs_acker_t *a, void *stream, const char *stream_name, const char *id)
 {
-    ack_item_t it = {.stream = stream, .stream_name = stream_name};
-    snprintf(it.id, sizeof(it.id), "%s", id);
-    return push_item(a, &it);
+    rs_ack_ref_t ref = {.stream = stream, .stream_name = stream_name, .id = id};
+    return rs_acker_add_many(a, &ref, 1);
 }
 
 int rs_acker_add_many(rs_acker_t *a, const rs_ack_ref_t *refs, size_t n)

@@ -420,14 +420,14 @@ static int push_entries(rs_reader_t *r, const redisReply *list, const uint64_t *
     return 0;
 }
 
-/* Sends XREADGROUP for up to `count` entries after `id` (">" for new ones), blocking up to
- * `block_ms` (-1: no BLOCK). */
-static redisReply *xreadgroup(rs_reader_t *r, size_t count, long block_ms, const char *id)
+/* The arguments of XREADGROUP for up to `count` entries after `id` (">" for new ones),
+ * blocking up to `block_ms` (-1: no BLOCK), in `argv`/`argvlen` (room for 11); `count_s` and
+ * `block_s` (24 bytes each) hold the numbers. Returns argc. */
+static int xreadgroup_args(const rs_reader_t *r, size_t count, long block_ms, const char *id,
+                           char *count_s, char *block_s, const char **argv, size_t *argvlen)
 {
-    char count_s[24], block_s[24];
-    snprintf(count_s, sizeof(count_s), "%zu", count);
-    snprintf(block_s, sizeof(block_s), "%ld", block_ms);
-    const char *argv[12];
+    snprintf(count_s, 24, "%zu", count);
+    snprintf(block_s, 24, "%ld", block_ms);
     int argc = 0;
     argv[argc++] = "XREADGROUP";
     argv[argc++] = "GROUP";
@@ -442,9 +442,19 @@ static redisReply *xreadgroup(rs_reader_t *r, size_t count, long block_ms, const
     argv[argc++] = "STREAMS";
     argv[argc++] = r->stream->name;
     argv[argc++] = id;
-    size_t argvlen[12];
     for (int i = 0; i < argc; i++)
         argvlen[i] = strlen(argv[i]);
+    return argc;
+}
+
+/* Sends XREADGROUP (xreadgroup_args()) and returns its reply, or NULL when the connection
+ * was lost. */
+static redisReply *xreadgroup(rs_reader_t *r, size_t count, long block_ms, const char *id)
+{
+    char count_s[24], block_s[24];
+    const char *argv[11];
+    size_t argvlen[11];
+    int argc = xreadgroup_args(r, count, block_ms, id, count_s, block_s, argv, argvlen);
     return rs_redis_command_argv(r->redis, argc, argv, argvlen);
 }
 
@@ -549,17 +559,12 @@ static void read_ahead(rs_reader_t *r, size_t got, size_t asked)
     if (k == 0)
         return;
     char count_s[24], block_s[24];
-    snprintf(count_s, sizeof(count_s), "%zu", k);
-    snprintf(block_s, sizeof(block_s), "%ld", read_block_ms(r));
-    const char *argv[] = {
-        "XREADGROUP", "GROUP", r->cfg->group.name, r->cfg->group.consumer, "COUNT", count_s,
-        "BLOCK",      block_s, "STREAMS",          r->stream->name,        ">"};
+    const char *argv[11];
     size_t argvlen[11];
-    for (int i = 0; i < 11; i++)
-        argvlen[i] = strlen(argv[i]);
+    int argc = xreadgroup_args(r, k, read_block_ms(r), ">", count_s, block_s, argv, argvlen);
     redisContext *c = rs_redis_context(r->redis);
     int done = 0;
-    if (redisAppendCommandArgv(c, 11, argv, argvlen) != REDIS_OK) {
+    if (redisAppendCommandArgv(c, argc, argv, argvlen) != REDIS_OK) {
         rs_queue_unreserve(r->q, k);
         rs_redis_mark_broken(r->redis); /* the next read reports it */
         return;
