@@ -20,6 +20,8 @@ packages=(
   man-db
   # valgrind: tests/integration/test_valgrind.sh (leak check of a whole consumer life).
   valgrind
+  # clang and libFuzzer's runtime: scripts/fuzz.sh (the harnesses of fuzz/).
+  clang libclang-rt-14-dev
 )
 
 # Node and npm run the OTLP receiver of tests/integration/test_tracing.sh (it checks span

@@ -20,9 +20,14 @@
  *
  * If the connection fails, the items not yet done are kept and sent again after reconnecting
  * (XACK is idempotent, and the XPENDING check makes dead letters so), so nothing is dropped
- * while the process lives. On stop the thread flushes what is left, retrying until the
- * deadline; what still could not be sent stays pending in Redis and is delivered again
- * after the restart.
+ * while the process lives. The same holds when Redis refuses them for a while without anyone
+ * having to change anything (refusal.h: READONLY from a replica during a failover, LOADING):
+ * they are sent again after a backoff, logged once per step. A refusal that waiting cannot
+ * fix (NOGROUP: the group is gone with its pending list; OOM for a dead letter) settles the
+ * items as left pending: the entries come back through the reader (the group created again,
+ * or the claim pass), and nothing is counted as done that was not. On stop the thread flushes what
+ * is left, retrying until the deadline; what still could not be sent stays pending in Redis and is
+ * delivered again after the restart.
  *
  * Threads: workers call rs_acker_add() and rs_acker_dead_letter(); the acknowledger thread
  * owns the connection and the batch it is sending. The lock guards `pending`, `stopping` and
@@ -37,10 +42,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backoff.h"
 #include "clock.h"
 #include "entry.h"
 #include "message.h"
 #include "redis_conn.h"
+#include "refusal.h"
 
 #define ACK_BATCH       512                    /* ids per XACK, and items that trigger a flush */
 #define ACK_DELAY_NS    (2 * INT64_C(1000000)) /* longest wait before a partial batch is sent */
@@ -66,6 +73,11 @@ struct rs_acker {
     rs_acked_fn acked;
     void *acked_arg;
     rs_redis_t *redis; /* acknowledger thread only */
+    /* A transient refusal (see DESIGN), acknowledger thread only: its text, the backoff, and
+     * how many sends in a row it refused. */
+    char refusal[256];
+    rs_backoff_t refused_backoff;
+    unsigned refusals;
 
     pthread_t thread;
     bool started;
@@ -97,6 +109,7 @@ rs_acker_t *rs_acker_new(const rs_config_t *cfg, rs_logger_t *log, rs_acked_fn a
         free(a);
         return NULL;
     }
+    rs_backoff_init(&a->refused_backoff, 100, 5000, 0);
     pthread_mutex_init(&a->lock, NULL);
     rs_clock_cond_init(&a->cond);
     return a;
@@ -236,9 +249,17 @@ static redisReply *next_reply(rs_acker_t *a)
     return reply;
 }
 
+/* Records a transient refusal's text (`msg`, `len` bytes) for acker_main()'s log line. */
+static void note_refusal(rs_acker_t *a, const char *what, const char *msg, size_t len)
+{
+    snprintf(a->refusal, sizeof(a->refusal), "%s refused: %.*s (%s)", what,
+             len > 160 ? 160 : (int)len, msg, rs_refusal_hint(rs_refusal_of(msg, len)));
+}
+
 /* Sends the plain acks of `batch` not yet done: one pipelined XACK per run of up to ACK_BATCH
- * ids of one stream. Returns 0 when Redis answered every command, -1 on a connection failure
- * (answered commands are done; the rest is sent again). */
+ * ids of one stream. Returns 0 when Redis answered every command, 1 when it refused some for
+ * now (a transient refusal, noted in a->refusal: those items stay not done, to be sent
+ * again), -1 on a connection failure (answered commands are done; the rest is sent again). */
 static int send_acks(rs_acker_t *a, ack_list_t *batch)
 {
     redisContext *c = rs_redis_context(a->redis);
@@ -279,18 +300,32 @@ static int send_acks(rs_acker_t *a, ack_list_t *batch)
         count[ncmds++] = (size_t)argc - 3;
     }
 
+    int refused = 0;
     for (size_t k = 0; k < ncmds; k++) {
         redisReply *reply = next_reply(a);
         if (reply == NULL)
             goto out;
         const ack_item_t *head = &batch->items[first[k]];
         rs_settled_t how = RS_SETTLED_ACKED;
+        if (reply->type == REDIS_REPLY_ERROR &&
+            rs_refusal_transient(rs_refusal_of(reply->str, reply->len))) {
+            /* A replica during a failover, a server loading its data: these ids are
+             * acknowledged later, when it accepts them again. */
+            note_refusal(a, "XACK", reply->str, reply->len);
+            refused = 1;
+            freeReplyObject(reply);
+            continue;
+        }
         if (reply->type == REDIS_REPLY_ERROR) {
-            /* NOGROUP and the like: nobody can acknowledge these ids now. They stay pending
-             * (if the group comes back they are delivered again) and count as settled, so
-             * shutdown does not wait on them. */
-            rs_log(a->log, RS_LOG_ERROR, "acker", "stream=%s XACK of %zu ids refused: %s",
-                   head->stream_name, count[k], reply->str);
+            /* WRONGTYPE (the stream was replaced by a key of another type), NOPERM: nobody
+             * can acknowledge these ids now. They count as settled, so shutdown and the
+             * reader's recovery do not wait on them; what is still pending in Redis comes
+             * back through the reader. (A missing group is no error to XACK: Redis 7.0
+             * answers 0, as for ids not pending.) */
+            rs_log(a->log, RS_LOG_ERROR, "acker",
+                   "stream=%s XACK of %zu ids refused: %s (%s); left unacknowledged",
+                   head->stream_name, count[k], reply->str,
+                   rs_refusal_hint(rs_refusal_of(reply->str, reply->len)));
             how = RS_SETTLED_LEFT_PENDING;
         } else if (reply->type != REDIS_REPLY_INTEGER) {
             rs_log(a->log, RS_LOG_ERROR, "acker", "stream=%s XACK: unexpected reply type %d",
@@ -310,7 +345,7 @@ static int send_acks(rs_acker_t *a, ack_list_t *batch)
         }
         a->acked(a->acked_arg, stream, count[k], how);
     }
-    rc = 0;
+    rc = refused;
 
 out:
     free(count);
@@ -331,14 +366,18 @@ static redisReply *command(rs_acker_t *a, int argc, const char **argv)
     return rs_redis_command_argv(a->redis, argc, argv, argvlen);
 }
 
-/* Is entry `id` of `stream` still pending in the group? 1 yes, 0 no, -1 connection lost. */
-static int still_pending(rs_acker_t *a, const ack_item_t *it)
+/* Is entry `id` of `stream` still pending in the group? 1 yes, 0 no, -1 connection lost; -2
+ * when Redis refused to say (the reply in *refusal, which the caller frees). */
+static int still_pending(rs_acker_t *a, const ack_item_t *it, redisReply **refusal)
 {
     const char *argv[] = {"XPENDING", it->stream_name, a->cfg->group.name, it->id, it->id, "1"};
     redisReply *reply = command(a, 6, argv);
     if (reply == NULL)
         return -1;
-    /* An error reply (NOGROUP) means there is nothing left to dead-letter either. */
+    if (reply->type == REDIS_REPLY_ERROR) {
+        *refusal = reply;
+        return -2;
+    }
     int pending = reply->type == REDIS_REPLY_ARRAY && reply->elements > 0;
     freeReplyObject(reply);
     return pending;
@@ -382,16 +421,38 @@ static int append_dead_letter_xadd(rs_acker_t *a, const char *dlq, const ack_ite
 }
 
 /* Writes one dead letter and acks its entry in one transaction (see DESIGN). Returns 0 when
- * Redis has answered for it (the item is then done), -1 when the connection was lost. */
+ * Redis has answered for it (the item is then done), 1 when Redis refused it for now (a
+ * transient refusal, noted in a->refusal: the item stays, to be sent again), -1 when the
+ * connection was lost. */
 static int send_dead_letter(rs_acker_t *a, ack_item_t *it)
 {
     const rs_config_t *cfg = a->cfg;
     char dlq[1024];
     snprintf(dlq, sizeof(dlq), "%s%s", it->stream_name, cfg->group.dead_letter_suffix);
 
-    int pending = still_pending(a, it);
-    if (pending < 0)
+    redisReply *refusal = NULL;
+    int pending = still_pending(a, it, &refusal);
+    if (pending == -1)
         return -1;
+    if (pending == -2) {
+        rs_refusal_t kind = rs_refusal_of(refusal->str, refusal->len);
+        int rc = 0;
+        if (rs_refusal_transient(kind)) {
+            note_refusal(a, "XPENDING", refusal->str, refusal->len);
+            rc = 1;
+        } else {
+            /* NOGROUP: the group went with its pending list. Not written, so not counted
+             * as dead-lettered: the reader creates the group again and the entry is
+             * delivered (and fails) again. */
+            rs_log(a->log, RS_LOG_ERROR, "acker",
+                   "stream=%s id=%s not dead-lettered: XPENDING refused: %s (%s); it is "
+                   "delivered again if the group is created again",
+                   it->stream_name, it->id, refusal->str, rs_refusal_hint(kind));
+            item_done(a, it, RS_SETTLED_LEFT_PENDING);
+        }
+        freeReplyObject(refusal);
+        return rc;
+    }
     if (pending == 0) {
         /* A transaction whose reply was lost went through, or the entry was acknowledged
          * elsewhere: either way there is nothing left to do. */
@@ -444,7 +505,8 @@ static int send_dead_letter(rs_acker_t *a, ack_item_t *it)
             }
         }
         const redisReply *exec = replies[3];
-        int outcome; /* 1 written, 0 the watched key changed: again, -1 refused */
+        int outcome; /* 1 written, 0 the watched key changed: again, -1 refused, 2 refused
+                      * for now (transient: sent again later) */
         if (exec->type == REDIS_REPLY_NIL) {
             outcome = 0;
         } else if (exec->type == REDIS_REPLY_ARRAY && exec->elements == 2 &&
@@ -455,17 +517,34 @@ static int send_dead_letter(rs_acker_t *a, ack_item_t *it)
                    it->stream_name, it->id, dlq, exec->element[0]->str,
                    (unsigned long long)it->dead->delivery, it->error);
         } else {
-            /* EXECABORT (a command refused while queued, e.g. OOM under maxmemory): nothing
-             * ran. */
+            /* EXECABORT (a command refused while queued: OOM under maxmemory, READONLY on a
+             * replica): nothing ran. */
             outcome = -1;
-            const redisReply *why = replies[1]->type == REDIS_REPLY_ERROR ? replies[1] : exec;
-            rs_log(a->log, RS_LOG_ERROR, "acker",
-                   "stream=%s id=%s dead letter refused by Redis: %s; the entry stays pending",
-                   it->stream_name, it->id,
-                   why->type == REDIS_REPLY_ERROR ? why->str : "unexpected reply");
+            const redisReply *why = exec;
+            for (int k = 2; k >= 1; k--)
+                if (replies[k]->type == REDIS_REPLY_ERROR)
+                    why = replies[k];
+            rs_refusal_t kind = why->type == REDIS_REPLY_ERROR ? rs_refusal_of(why->str, why->len)
+                                                               : RS_REFUSAL_OTHER;
+            if (rs_refusal_transient(kind)) {
+                note_refusal(a, "dead letter", why->str, why->len);
+                outcome = 2;
+            } else {
+                /* It stays pending for this consumer; the reader's claim pass takes it
+                 * again after group.claim_idle_ms and, past max_deliveries, dead-letters
+                 * it then. */
+                rs_log(a->log, RS_LOG_ERROR, "acker",
+                       "stream=%s id=%s dead letter refused by Redis: %s (%s); the entry stays "
+                       "pending and is claimed again after group.claim_idle_ms",
+                       it->stream_name, it->id,
+                       why->type == REDIS_REPLY_ERROR ? why->str : "unexpected reply",
+                       rs_refusal_hint(kind));
+            }
         }
         for (int k = 0; k < 4; k++)
             freeReplyObject(replies[k]);
+        if (outcome == 2)
+            return 1; /* not done: sent again after a backoff */
         if (outcome != 0) {
             item_done(a, it, outcome > 0 ? RS_SETTLED_DEAD_LETTERED : RS_SETTLED_LEFT_PENDING);
             return 0;
@@ -478,18 +557,26 @@ static int send_dead_letter(rs_acker_t *a, ack_item_t *it)
     return 0;
 }
 
-/* Sends everything in `batch` that is not done yet. Returns 0 when all of it is done, -1 on
- * a connection failure. */
+/* Sends everything in `batch` that is not done yet. Returns 0 when all of it is done, 1 when
+ * Redis refused some of it for now (a->refusal says why), -1 on a connection failure. */
 static int send_batch(rs_acker_t *a, ack_list_t *batch)
 {
-    if (!rs_redis_connected(a->redis) || send_acks(a, batch) != 0)
+    if (!rs_redis_connected(a->redis))
+        return -1;
+    int rc = send_acks(a, batch);
+    if (rc < 0)
         return -1;
     for (size_t i = 0; i < batch->n; i++) {
         ack_item_t *it = &batch->items[i];
-        if (it->dead != NULL && !it->done && send_dead_letter(a, it) != 0)
+        if (it->dead == NULL || it->done)
+            continue;
+        int dl = send_dead_letter(a, it);
+        if (dl < 0)
             return -1;
+        if (dl > 0)
+            rc = 1;
     }
-    return 0;
+    return rc;
 }
 
 /* Frees what the items own and returns how many were not done (given up at the deadline). */
@@ -545,8 +632,28 @@ static void *acker_main(void *arg)
                     continue;
                 }
             }
-            if (send_batch(a, &batch) == 0)
+            int sent = send_batch(a, &batch);
+            if (sent == 0) {
+                if (a->refusals > 0)
+                    rs_log(a->log, RS_LOG_INFO, "acker",
+                           "Redis accepts acks and dead letters again after %u refusal%s",
+                           a->refusals, a->refusals == 1 ? "" : "s");
+                a->refusals = 0;
+                rs_backoff_reset(&a->refused_backoff);
                 break;
+            }
+            if (sent > 0) {
+                /* Refused for now: the same items again after a backoff, one line per step. */
+                long ms = (long)rs_backoff_next_ms(&a->refused_backoff);
+                a->refusals++;
+                rs_log(a->log, RS_LOG_WARN, "acker", "%s; sending again in %ld ms", a->refusal, ms);
+                if (acker_wait(a, ms)) {
+                    pthread_mutex_lock(&a->lock);
+                    a->unsent += drop_items(&batch) + drop_items(&a->pending);
+                    goto done;
+                }
+                continue;
+            }
             rs_log(a->log, RS_LOG_WARN, "acker", "acks not sent: %s; sending again",
                    rs_redis_errstr(a->redis));
             /* A short pause keeps a failure that is not the connection's (out of memory)

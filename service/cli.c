@@ -24,6 +24,11 @@ rs_config_t *rs_cli_load_config(const char *prog, const char *path)
         cfg = rs_config_load(path, err, sizeof(err));
         if (cfg == NULL)
             fprintf(stderr, "%s: %s\n", prog, err);
+        else if (cfg->sets_nothing)
+            fprintf(stderr,
+                    "%s: warning: %s sets nothing (comments only): every setting is "
+                    "its built-in default\n",
+                    prog, path);
         return cfg;
     }
     cfg = rs_config_new_defaults(err, sizeof(err));

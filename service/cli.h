@@ -18,8 +18,9 @@
 
 /* Loads the configuration for program `prog`: `path` when given; otherwise
  * RS_CONFIG_DEFAULT_PATH when that file exists, else the built-in defaults. On failure prints
- * "<prog>: <message>" to stderr and returns NULL (exit with RS_EXIT_CONFIG). Caller frees
- * with rs_config_free(). Main thread, before other threads start. */
+ * "<prog>: <message>" to stderr and returns NULL (exit with RS_EXIT_CONFIG); a file that sets
+ * nothing (comments only) loads, with a warning on stderr saying so. Caller frees with
+ * rs_config_free(). Main thread, before other threads start. */
 rs_config_t *rs_cli_load_config(const char *prog, const char *path);
 
 /* Prints the --check-config report (the source and the summary) to stdout. */

@@ -1,7 +1,7 @@
 /*
- * The configuration both programs share: built-in defaults, loading a libconfig file on top of
- * them, the REDSTREAM_REDIS_PASSWORD override, the --redis-addr style override and the
- * --check-config summary.
+ * The configuration both programs share: built-in defaults, loading a libconfig file (or the
+ * same text held in memory) on top of them, the REDSTREAM_REDIS_PASSWORD override, the
+ * --redis-addr style override and the --check-config summary.
  *
  * This is where input from the configuration file enters the program, so everything is
  * validated here and what leaves (an rs_config_t) is trusted by the rest of the service: every
@@ -30,6 +30,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <libconfig.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -132,7 +133,9 @@ static int read_secret_file(const char *path, bool private_only, char **out, cha
     size_t len = 0;
     int rc = -1;
 
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    /* O_NONBLOCK: opening a named pipe no one writes to would otherwise wait forever; it is
+     * refused below as not a regular file, and a regular file reads the same either way. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) {
         snprintf(why, whylen, "cannot read %s: %s", path, errno_text(errno, ebuf, sizeof(ebuf)));
         return -1;
@@ -372,8 +375,10 @@ rs_config_t *rs_config_new_defaults(char *err, size_t errlen)
 /* Error reporting while loading.                                                             */
 
 typedef struct {
-    const char *path; /* the configuration file as given */
+    const char *path; /* the configuration file as given (or the name of a text in memory) */
     char *dir;        /* its directory: the include dir and the base of relative paths */
+    const char *text; /* the main file's text, NUL-terminated, when loaded from memory;
+                       * NULL when libconfig reads the file itself */
     char *err;
     size_t errlen;
 } loader_t;
@@ -553,27 +558,32 @@ static bool literal_after_name(const char *p, char *num, size_t numlen)
     return true;
 }
 
-/* libconfig 1.5 converts a decimal literal without the L suffix with atoi(), so
- * "port = 4294967297" arrives as 1 and would pass the range check. It keeps no copy of the
- * text, so this re-reads the setting's line and parses the literal itself, skipping strings
- * and comments on the line. Returns true, with the literal in `lit`, when "NAME = LITERAL"
- * is found and its value differs from `parsed`. Best effort: when the line cannot be read or
- * no literal follows the name on it (a value on the next line, or a name inside a comment
- * opened on an earlier line), the parsed value stands; any candidate that matches `parsed`
- * clears the alarm, so a stray occurrence can never reject a correct value. */
-static bool int_literal_truncated(const loader_t *ld, const config_setting_t *s, long long parsed,
-                                  char *lit, size_t litlen)
+/* Copies line `line` (1-based) of the setting's source into `text` as fgets() would: at most
+ * textlen - 1 bytes, the newline included when it fits. The main file's text is taken from
+ * memory when the loader has it; any other file is read again. Returns false when there is
+ * no such line or the file cannot be read. */
+static bool read_source_line(const loader_t *ld, const config_setting_t *s, unsigned line,
+                             char *text, size_t textlen)
 {
-    const char *name = config_setting_name(s);
-    unsigned line = config_setting_source_line(s);
-    char file[PATH_MAX];
-    char text[1024];
-    bool mismatch = false, match = false;
-    bool in_string = false, in_comment = false;
+    const char *source = config_setting_source_file(s);
 
-    if (name == NULL || line == 0)
-        return false;
-    source_name(ld, config_setting_source_file(s), file, sizeof(file));
+    if (ld->text != NULL && source == NULL) {
+        const char *p = ld->text;
+        for (unsigned at = 1; at < line && p != NULL; at++) {
+            p = strchr(p, '\n');
+            p = p != NULL ? p + 1 : NULL;
+        }
+        if (p == NULL || *p == '\0')
+            return false;
+        size_t n = strcspn(p, "\n");
+        n += p[n] == '\n';
+        n = n < textlen - 1 ? n : textlen - 1;
+        memcpy(text, p, n);
+        text[n] = '\0';
+        return true;
+    }
+    char file[PATH_MAX];
+    source_name(ld, source, file, sizeof(file));
     /* Only a regular file can be read twice; a pipe (-c <(...)) could block or be empty. */
     struct stat st;
     if (stat(file, &st) != 0 || !S_ISREG(st.st_mode))
@@ -588,9 +598,29 @@ static bool int_literal_truncated(const loader_t *ld, const config_setting_t *s,
         if (c == '\n')
             at++;
     }
-    bool have = fgets(text, sizeof(text), fp) != NULL;
+    bool have = fgets(text, (int)textlen, fp) != NULL; /* textlen is a small buffer's size */
     fclose(fp);
-    if (!have)
+    return have;
+}
+
+/* libconfig 1.5 converts a decimal literal without the L suffix with atoi(), so
+ * "port = 4294967297" arrives as 1 and would pass the range check. It keeps no copy of the
+ * text, so this reads the setting's line again and parses the literal itself, skipping strings
+ * and comments on the line. Returns true, with the literal in `lit`, when "NAME = LITERAL"
+ * is found and its value differs from `parsed`. Best effort: when the line cannot be read or
+ * no literal follows the name on it (a value on the next line, or a name inside a comment
+ * opened on an earlier line), the parsed value stands; any candidate that matches `parsed`
+ * clears the alarm, so a stray occurrence can never reject a correct value. */
+static bool int_literal_truncated(const loader_t *ld, const config_setting_t *s, long long parsed,
+                                  char *lit, size_t litlen)
+{
+    const char *name = config_setting_name(s);
+    unsigned line = config_setting_source_line(s);
+    char text[1024];
+    bool mismatch = false, match = false;
+    bool in_string = false, in_comment = false;
+
+    if (name == NULL || line == 0 || !read_source_line(ld, s, line, text, sizeof(text)))
         return false;
 
     size_t nlen = strlen(name);
@@ -738,6 +768,20 @@ static int check_start_id(const char *value, char *why, size_t whylen)
     return -1;
 }
 
+/* A stream's name is written into every entry's JSON, which only holds UTF-8: a name that is
+ * not would make every handler fail every entry. jansson's own test decides, as it does when
+ * the entry is encoded. */
+static int check_stream_name(const char *value, char *why, size_t whylen)
+{
+    json_t *probe = json_stringn(value, strlen(value)); /* NULL for invalid UTF-8 */
+    bool utf8 = probe != NULL;
+    json_decref(probe);
+    if (utf8)
+        return 0;
+    snprintf(why, whylen, "must be valid UTF-8 (it is written into each entry's JSON)");
+    return -1;
+}
+
 static int check_endpoint(const char *value, char *why, size_t whylen)
 {
     const char *rest = NULL;
@@ -809,7 +853,7 @@ static const key_spec_t log_keys[] = {
 
 /* Keys every stream entry takes, whatever its handler. */
 static const key_spec_t stream_keys[] = {
-    K_STRING("name", rs_stream_config_t, name, KEY_NONEMPTY, NULL),
+    K_STRING("name", rs_stream_config_t, name, KEY_NONEMPTY, check_stream_name),
     K_OTHER("handler", KEY_HANDLER, rs_stream_config_t, handler),
 };
 
@@ -1512,6 +1556,291 @@ static void wipe_parsed_password(const config_t *lc)
     }
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* The text's size, and its @includes before libconfig follows them.                         */
+
+/* libconfig 1.5 follows "@include" without looking at what it opens: a directory makes its
+ * scanner call exit(2) ("input in flex scanner failed"), a FIFO or a device is read for as
+ * long as it gives data, and its scanner takes time quadratic in the length of one token (a
+ * 10 MB comment line takes minutes). So the include tree is walked first, the way libconfig
+ * will walk it: the directive is "@include" at the start of a line (after blanks), outside
+ * block comments, then blanks and a quoted name; the name is opened as the include dir (the
+ * main file's directory), "/" and the name, whichever file holds the directive; at most
+ * INCLUDE_DEPTH_MAX includes are open at once. What libconfig could not handle is refused
+ * with the file and line of the directive. A name with a backslash is refused too: how
+ * libconfig unescapes it is not worth guessing. The walk reads each file whole (within
+ * RS_CONFIG_MAX_BYTES for all of them together) and frees it before libconfig reads it. */
+
+#define INCLUDE_DEPTH_MAX 10 /* libconfig's MAX_INCLUDE_DEPTH */
+
+typedef struct {
+    const loader_t *ld;
+    size_t total;                            /* bytes of the main text and includes read */
+    struct stat open[INCLUDE_DEPTH_MAX + 1]; /* the files being read, outermost first */
+    int nopen;
+    int depth; /* includes being read (the main text not counted) */
+} include_walk_t;
+
+static int scan_includes(include_walk_t *w, const char *label, const char *text, size_t len);
+
+/* Reports "LABEL:LINE: @include "NAME": problem" and returns -1. */
+__attribute__((format(printf, 5, 6))) static int fail_include(const include_walk_t *w,
+                                                              const char *label, unsigned line,
+                                                              const char *name, const char *fmt,
+                                                              ...)
+{
+    char problem[PATH_MAX + 128];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(problem, sizeof(problem), fmt, ap);
+    va_end(ap);
+    snprintf(w->ld->err, w->ld->errlen, "%s:%u: @include \"%s\": %s", label, line, name, problem);
+    return -1;
+}
+
+/* Wipes (it may hold the password) and frees the first `len` bytes of `buf`. */
+static void free_text(char *buf, size_t len)
+{
+    if (buf != NULL)
+        explicit_bzero(buf, len);
+    free(buf);
+}
+
+/* Reads `fp` to its end, but no more than `max` + 1 bytes, into a new NUL-terminated buffer.
+ * Returns it with its length in *len (*len > max: the file is larger than `max`), or NULL
+ * with errno set. The caller frees it with free_text(). Grows by copying rather than realloc
+ * so that no copy of the text is left unwiped. */
+static char *read_bounded(FILE *fp, size_t max, size_t *len)
+{
+    size_t cap = 0, n = 0;
+    char *buf = NULL;
+
+    for (;;) {
+        if (n == cap) {
+            if (cap > max)
+                break; /* max + 1 bytes read: more than allowed */
+            size_t next = cap == 0 ? 4096 : cap * 2;
+            next = next > max + 1 ? max + 1 : next;
+            char *grown = malloc(next + 1);
+            if (grown == NULL) {
+                free_text(buf, n);
+                errno = ENOMEM;
+                return NULL;
+            }
+            if (n > 0)
+                memcpy(grown, buf, n);
+            free_text(buf, n);
+            buf = grown;
+            cap = next;
+        }
+        size_t got = fread(buf + n, 1, cap - n, fp);
+        n += got;
+        if (got == 0) {
+            if (ferror(fp)) {
+                int saved = errno;
+                free_text(buf, n);
+                errno = saved;
+                return NULL;
+            }
+            break;
+        }
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+/* Checks one directive's target, then walks the target's own includes. */
+static int check_include(include_walk_t *w, const char *label, unsigned line, const char *name)
+{
+    const loader_t *ld = w->ld;
+    char path[PATH_MAX], shown[PATH_MAX], ebuf[128];
+    struct stat st;
+
+    if (name[0] == '\0')
+        return fail_include(w, label, line, name, "the name is empty");
+    if (name[0] == '/')
+        return fail_include(w, label, line, name,
+                            "an absolute path is not supported (names are relative to %s)",
+                            ld->dir);
+    if (strchr(name, '\\') != NULL)
+        return fail_include(w, label, line, name, "a backslash in the name is not supported");
+    /* `path` is exactly what libconfig opens; `shown` names the file in messages, as
+     * source_name() does for what libconfig reports. */
+    int n = snprintf(path, sizeof(path), "%s/%s", ld->dir, name);
+    if (n < 0 || (size_t)n >= sizeof(path) || resolve_path(ld, name, shown, sizeof(shown)) != 0)
+        return fail_include(w, label, line, name, "the path is too long");
+    if (stat(path, &st) != 0)
+        return fail_include(w, label, line, name, "cannot read %s: %s", shown,
+                            errno_text(errno, ebuf, sizeof(ebuf)));
+    if (S_ISDIR(st.st_mode))
+        return fail_include(w, label, line, name, "%s is a directory", shown);
+    if (!S_ISREG(st.st_mode))
+        return fail_include(w, label, line, name, "%s is not a regular file", shown);
+    for (int i = 0; i < w->nopen; i++)
+        if (w->open[i].st_dev == st.st_dev && w->open[i].st_ino == st.st_ino)
+            return fail_include(w, label, line, name,
+                                "includes %s, which is already being read (an include loop)",
+                                shown);
+    if (w->depth == INCLUDE_DEPTH_MAX)
+        return fail_include(w, label, line, name, "includes are nested more than %d deep",
+                            INCLUDE_DEPTH_MAX);
+    FILE *fp = fopen(path, "re");
+    if (fp == NULL)
+        return fail_include(w, label, line, name, "cannot read %s: %s", shown,
+                            errno_text(errno, ebuf, sizeof(ebuf)));
+    size_t room = RS_CONFIG_MAX_BYTES - w->total, len = 0;
+    char *text = read_bounded(fp, room, &len);
+    int saved = errno;
+    fclose(fp);
+    if (text == NULL)
+        return fail_include(w, label, line, name, "cannot read %s: %s", shown,
+                            errno_text(saved, ebuf, sizeof(ebuf)));
+    int rc;
+    if (len > room) {
+        rc = fail_include(w, label, line, name,
+                          "too large: the configuration and its includes hold more than %d bytes",
+                          RS_CONFIG_MAX_BYTES);
+    } else {
+        w->total += len;
+        w->open[w->nopen++] = st;
+        w->depth++;
+        rc = scan_includes(w, shown, text, len);
+        w->depth--;
+        w->nopen--;
+    }
+    free_text(text, len);
+    return rc;
+}
+
+/* Finds the @include directives in one file's text (see above) and checks each. */
+static int scan_includes(include_walk_t *w, const char *label, const char *text, size_t len)
+{
+    static const char directive[] = "@include";
+    bool in_string = false, in_block = false;
+    unsigned line = 1;
+
+    const char *nul = memchr(text, '\0', len);
+    if (nul != NULL) {
+        for (const char *p = text; p < nul; p++)
+            line += *p == '\n';
+        snprintf(w->ld->err, w->ld->errlen, "%s:%u: contains a NUL byte (a configuration is text)",
+                 label, line);
+        return -1;
+    }
+    /* text[len] is the NUL after the text, so looking one byte ahead is always safe. */
+    for (size_t i = 0; i < len; i++) {
+        if (i > 0 && text[i - 1] == '\n')
+            line++;
+        if ((i == 0 || text[i - 1] == '\n') && !in_block) {
+            size_t k = i + strspn(text + i, " \t");
+            if (strncmp(text + k, directive, sizeof(directive) - 1) == 0 &&
+                strchr(" \t", text[k + sizeof(directive) - 1]) != NULL &&
+                text[k + sizeof(directive) - 1] != '\0') {
+                k += sizeof(directive) - 1;
+                k += strspn(text + k, " \t");
+                size_t end = k + 1 + strcspn(text + k + 1, "\"\n");
+                if (text[k] == '"' && text[end] == '"') {
+                    char name[PATH_MAX];
+                    size_t nlen = end - k - 1;
+                    if (nlen >= sizeof(name)) {
+                        snprintf(w->ld->err, w->ld->errlen, "%s:%u: @include: the name is too long",
+                                 label, line);
+                        return -1;
+                    }
+                    memcpy(name, text + k + 1, nlen);
+                    name[nlen] = '\0';
+                    if (check_include(w, label, line, name) != 0)
+                        return -1;
+                    i = end; /* the directive's quotes open no string */
+                    continue;
+                }
+            }
+        }
+        char c = text[i], next = text[i + 1];
+        if (in_block) {
+            if (c == '*' && next == '/') {
+                in_block = false;
+                i++;
+            }
+        } else if (in_string) {
+            if (c == '\\' && next != '\0')
+                i++;
+            else if (c == '"')
+                in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '#' || (c == '/' && next == '/')) {
+            i += strcspn(text + i, "\n") - 1; /* the loop's i++ lands on the newline */
+        } else if (c == '/' && next == '*') {
+            in_block = true;
+            i++;
+        }
+    }
+    return 0;
+}
+
+/* Walks the include tree of ld->text, whose `len` bytes count towards RS_CONFIG_MAX_BYTES.
+ * Returns 0, or -1 with the message in ld->err. */
+static int check_includes(const loader_t *ld, size_t len)
+{
+    include_walk_t w = {.ld = ld, .total = len};
+    struct stat st;
+
+    /* The main file too, when the name is one, so that including it is seen as a loop. */
+    if (stat(ld->path, &st) == 0 && S_ISREG(st.st_mode))
+        w.open[w.nopen++] = st;
+    return scan_includes(&w, ld->path, ld->text, len);
+}
+
+/* What both loaders share: parses the configuration named ld->path with libconfig (from `fp`
+ * when not NULL, else from ld->text, whose includes are checked first), validates it on top
+ * of the defaults and applies the environment. Returns the configuration, or NULL with the
+ * one message in ld->err. */
+static rs_config_t *load(const loader_t *ld, FILE *fp)
+{
+    if (fp == NULL && check_includes(ld, strlen(ld->text)) != 0)
+        return NULL;
+    rs_config_t *cfg = config_defaults();
+    if (ld->dir == NULL || cfg == NULL || (cfg->path = strdup(ld->path)) == NULL) {
+        fail_oom(ld);
+        rs_config_free(cfg);
+        return NULL;
+    }
+
+    config_t lc;
+    int rc = -1;
+    config_init(&lc);
+    config_set_include_dir(&lc, ld->dir);
+    int read_ok = fp != NULL ? config_read(&lc, fp) : config_read_string(&lc, ld->text);
+    if (!read_ok) {
+        if (config_error_type(&lc) == CONFIG_ERR_FILE_IO) {
+            snprintf(ld->err, ld->errlen, "%s: cannot read: %s", ld->path, config_error_text(&lc));
+        } else {
+            char file[PATH_MAX];
+            const char *text = config_error_text(&lc);
+            source_name(ld, config_error_file(&lc), file, sizeof(file));
+            /* libconfig's text is often just "syntax error"; don't say it twice. */
+            bool plain = text == NULL || strcmp(text, "syntax error") == 0;
+            snprintf(ld->err, ld->errlen, "%s:%d: syntax error%s%s", file, config_error_line(&lc),
+                     plain ? "" : ": ", plain ? "" : text);
+        }
+    } else {
+        rc = parse_root(ld, config_root_setting(&lc), cfg);
+        if (rc == 0 && apply_environment(cfg, ld->err, ld->errlen) != 0)
+            rc = -1;
+        cfg->sets_nothing = config_setting_length(config_root_setting(&lc)) == 0;
+        wipe_parsed_password(&lc);
+    }
+    config_destroy(&lc);
+    if (rc != 0) {
+        rs_config_free(cfg);
+        return NULL;
+    }
+    return cfg;
+}
+
 rs_config_t *rs_config_load(const char *path, char *err, size_t errlen)
 {
     char ebuf[128];
@@ -1536,54 +1865,78 @@ rs_config_t *rs_config_load(const char *path, char *err, size_t errlen)
         return NULL;
     }
     /* Opened here rather than by config_read_file() so that a refusal comes with errno's
-     * reason ("Permission denied") instead of libconfig's "file I/O error". libconfig then
-     * records no file name for the main file's settings, and source_name() supplies it. */
+     * reason ("Permission denied") instead of libconfig's "file I/O error". The text is read
+     * whole (bounded: a pipe, -c <(...), has no size to check first) and parsed from memory,
+     * so libconfig records no file name for the main file's settings, and source_name()
+     * supplies it. */
     FILE *fp = fopen(path, "re");
     if (fp == NULL) {
         snprintf(err, errlen, "%s: cannot read: %s", path, errno_text(errno, ebuf, sizeof(ebuf)));
         return NULL;
     }
-
-    loader_t ld = {.path = path, .dir = directory_of(path), .err = err, .errlen = errlen};
-    rs_config_t *cfg = config_defaults();
-    if (ld.dir == NULL || cfg == NULL || (cfg->path = strdup(path)) == NULL) {
-        fail_oom(&ld);
-        fclose(fp);
-        free(ld.dir);
-        rs_config_free(cfg);
-        return NULL;
-    }
-
-    config_t lc;
-    int rc = -1;
-    config_init(&lc);
-    config_set_include_dir(&lc, ld.dir);
-    int read_ok = config_read(&lc, fp);
+    size_t len = 0;
+    char *text = read_bounded(fp, RS_CONFIG_MAX_BYTES, &len);
+    int saved = errno;
     fclose(fp);
-    if (!read_ok) {
-        if (config_error_type(&lc) == CONFIG_ERR_FILE_IO) {
-            snprintf(err, errlen, "%s: cannot read: %s", path, config_error_text(&lc));
-        } else {
-            char file[PATH_MAX];
-            const char *text = config_error_text(&lc);
-            source_name(&ld, config_error_file(&lc), file, sizeof(file));
-            /* libconfig's text is often just "syntax error"; don't say it twice. */
-            bool plain = text == NULL || strcmp(text, "syntax error") == 0;
-            snprintf(err, errlen, "%s:%d: syntax error%s%s", file, config_error_line(&lc),
-                     plain ? "" : ": ", plain ? "" : text);
-        }
-    } else {
-        rc = parse_root(&ld, config_root_setting(&lc), cfg);
-        if (rc == 0 && apply_environment(cfg, err, errlen) != 0)
-            rc = -1;
-        wipe_parsed_password(&lc);
-    }
-    config_destroy(&lc);
-    free(ld.dir);
-    if (rc != 0) {
-        rs_config_free(cfg);
+    if (text == NULL) {
+        snprintf(err, errlen, "%s: cannot read: %s", path, errno_text(saved, ebuf, sizeof(ebuf)));
         return NULL;
     }
+    rs_config_t *cfg = rs_config_load_string(text, len, path, err, errlen);
+    free_text(text, len);
+    return cfg;
+}
+
+rs_config_t *rs_config_load_string(const char *text, size_t len, const char *name, char *err,
+                                   size_t errlen)
+{
+    if (err == NULL)
+        errlen = 0; /* snprintf(NULL, 0, ...) is valid and writes nothing */
+    else if (errlen > 0)
+        err[0] = '\0';
+    if (name == NULL || name[0] == '\0') {
+        snprintf(err, errlen, "configuration name is empty");
+        return NULL;
+    }
+    if (len > RS_CONFIG_MAX_BYTES) {
+        snprintf(err, errlen, "%s: too large: more than %d bytes (is it a configuration file?)",
+                 name, RS_CONFIG_MAX_BYTES);
+        return NULL;
+    }
+    /* libconfig reads a C string: text after a NUL would be dropped without a word. */
+    const char *nul = len > 0 ? memchr(text, '\0', len) : NULL;
+    if (nul != NULL) {
+        unsigned line = 1;
+        for (const char *p = text; p < nul; p++)
+            line += *p == '\n';
+        snprintf(err, errlen, "%s:%u: contains a NUL byte (a configuration is text)", name, line);
+        return NULL;
+    }
+    /* An empty file is most likely one that was truncated or never written: starting on the
+     * defaults (another Redis, the demo's streams) would hide that. */
+    size_t blank = 0;
+    while (blank < len && isspace((unsigned char)text[blank]))
+        blank++;
+    if (blank == len) {
+        snprintf(err, errlen,
+                 "%s: is empty (a file meant to keep every default says so in a comment)", name);
+        return NULL;
+    }
+    char *copy = malloc(len + 1);
+    if (copy == NULL) {
+        snprintf(err, errlen, "%s: out of memory", name);
+        return NULL;
+    }
+    if (len > 0)
+        memcpy(copy, text, len);
+    copy[len] = '\0';
+
+    loader_t ld = {
+        .path = name, .dir = directory_of(name), .text = copy, .err = err, .errlen = errlen};
+    rs_config_t *cfg = load(&ld, NULL);
+    free(ld.dir);
+    explicit_bzero(copy, len); /* it may hold the password */
+    free(copy);
     return cfg;
 }
 
@@ -1715,21 +2068,45 @@ static void print_addr(FILE *out, const char *host, int port)
         fprintf(out, "%s:%d", host, port);
 }
 
+/* Where a URL's user:password@ is: sets `*host` to the start of the authority and returns its
+ * last '@', or NULL when the URL has no user information. */
+static const char *url_userinfo_at(const char *url, const char **host)
+{
+    const char *scheme_end = strstr(url, "://");
+    const char *authority_end;
+    const char *at = NULL;
+
+    *host = scheme_end != NULL ? scheme_end + 3 : url;
+    authority_end = *host + strcspn(*host, "/?#");
+    for (const char *p = *host; p < authority_end; p++)
+        if (*p == '@')
+            at = p;
+    return at;
+}
+
 /* A URL with any user:password@ replaced by ***@. */
 static void print_url_redacted(FILE *out, const char *url)
 {
-    const char *scheme_end = strstr(url, "://");
-    const char *host = scheme_end != NULL ? scheme_end + 3 : url;
-    const char *authority_end = host + strcspn(host, "/?#");
-    const char *at = NULL;
+    const char *host;
+    const char *at = url_userinfo_at(url, &host);
 
-    for (const char *p = host; p < authority_end; p++)
-        if (*p == '@')
-            at = p;
     if (at == NULL)
         fprintf(out, "%s", url);
     else
         fprintf(out, "%.*s***%s", (int)(host - url), url, at); /* host > url */
+}
+
+char *rs_config_url_redacted(const char *url)
+{
+    const char *host;
+    const char *at = url_userinfo_at(url, &host);
+    char *copy = NULL;
+
+    if (at == NULL)
+        return strdup(url);
+    if (asprintf(&copy, "%.*s***%s", (int)(host - url), url, at) < 0) /* host > url */
+        return NULL;
+    return copy;
 }
 
 /* An argument as a shell would need it, so the printed command can be read unambiguously. */
@@ -1821,9 +2198,10 @@ void rs_config_print_summary(const rs_config_t *cfg, FILE *out)
     fprintf(out, "health:   ");
     print_addr(out, cfg->health.address, cfg->health.port);
     fprintf(out, ", liveness timeout %d ms\n", cfg->health.liveness_timeout_ms);
-    fprintf(out, "tracing:  %s, endpoint %s, service %s, sample ratio %g\n",
-            cfg->tracing.enabled ? "enabled" : "disabled", cfg->tracing.endpoint,
-            cfg->tracing.service_name, cfg->tracing.sample_ratio);
+    fprintf(out, "tracing:  %s, endpoint ", cfg->tracing.enabled ? "enabled" : "disabled");
+    print_url_redacted(out, cfg->tracing.endpoint); /* a collector may take user:password@ */
+    fprintf(out, ", service %s, sample ratio %g\n", cfg->tracing.service_name,
+            cfg->tracing.sample_ratio);
     if (cfg->producer.interval_ms > 0)
         fprintf(out, "producer: stream %s, type %s, one message every %d ms\n",
                 cfg->producer.stream, cfg->producer.type, cfg->producer.interval_ms);

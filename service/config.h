@@ -27,6 +27,11 @@
 /* sysexits.h's EX_CONFIG: the configuration is wrong. */
 #define RS_EXIT_CONFIG 78
 
+/* The most a configuration may hold, the file and everything it @includes together. The
+ * example is 15 KiB; the cap keeps a wrong file (a log, a core dump) from being parsed, which
+ * libconfig does in time quadratic in the length of its longest token. */
+#define RS_CONFIG_MAX_BYTES (1024 * 1024)
+
 /* Where the installed service looks when no -c/--config is given. */
 #define RS_CONFIG_DEFAULT_PATH "/etc/redstream/redstream.conf"
 
@@ -83,7 +88,11 @@ typedef struct {
 } rs_stream_config_t;
 
 typedef struct {
-    char *path; /* the file loaded, or NULL when only built-in defaults apply */
+    char *path; /* the file loaded (the name given to rs_config_load_string()), or NULL when
+                 * only built-in defaults apply */
+
+    bool sets_nothing; /* the file holds no setting at all (comments only): every value is a
+                        * default, which the programs point out */
 
     struct {
         char *host;
@@ -155,9 +164,25 @@ rs_config_t *rs_config_new_defaults(char *err, size_t errlen);
 /* Reads and validates `path` on top of the defaults, then applies REDSTREAM_REDIS_PASSWORD or
  * the systemd credential.
  * Returns the configuration (caller frees with rs_config_free()), or NULL with the one
- * message described above in `err` (the file, line and setting). Reads the file and the
- * password file; does not touch the network. Any thread. */
+ * message described above in `err` (the file, line and setting). Besides what the settings
+ * say, a file is refused when it cannot be read, is a directory, holds more than
+ * RS_CONFIG_MAX_BYTES (with its includes), holds a NUL byte, or is empty (nothing but white
+ * space: a file meant to keep every default says so in a comment); and so is an @include of
+ * something missing, unreadable, not a regular file, including itself or nested deeper than
+ * libconfig's 10 levels. Reads the file, its includes and the password file; does not touch
+ * the network. Any thread. */
 rs_config_t *rs_config_load(const char *path, char *err, size_t errlen);
+
+/* rs_config_load() for a configuration held in memory (the fuzz harness, tools): the `len`
+ * bytes of `text` (no NUL needed at the end) are validated exactly as a file named `name`
+ * holding them would be, and `name` takes the file's place in messages, in cfg->path and as
+ * the base of relative paths (redis.password_file, ca_file, @include). The files those name
+ * are still read from disk, so text from an untrusted source must not reach this function
+ * unchecked. A NUL byte in `text` is rejected ("NAME:LINE: contains a NUL byte"), since
+ * libconfig would silently drop what follows it. Returns the configuration (caller frees
+ * with rs_config_free()) or NULL with the message in `err`. Any thread. */
+rs_config_t *rs_config_load_string(const char *text, size_t len, const char *name, char *err,
+                                   size_t errlen);
 
 /* Frees everything the configuration owns; NULL is ignored. */
 void rs_config_free(rs_config_t *cfg);
@@ -191,9 +216,14 @@ size_t rs_config_restart_keys(const rs_config_t *running, const rs_config_t *nex
 /* The name used in configuration files for a handler kind ("log"). */
 const char *rs_handler_kind_name(rs_handler_kind_t kind);
 
+/* A copy of `url` with any user:password@ replaced by ***@, for messages (a webhook's or the
+ * collector's URL may carry credentials). Returns NULL when out of memory. Caller frees with
+ * free(). Pure; any thread. */
+char *rs_config_url_redacted(const char *url);
+
 /* Writes a one-screen summary of `cfg` to `out` for --check-config. The password is never
  * written, only whether one is set and where it came from; nor are the http handler's header
- * values (only their names) or a password inside its URL. */
+ * values (only their names) or a password inside a URL (a webhook's or the collector's). */
 void rs_config_print_summary(const rs_config_t *cfg, FILE *out);
 
 #endif

@@ -82,7 +82,7 @@ typedef enum {
 /* One configured stream: its state and its reader, and what a reload decided for it. */
 typedef struct {
     rs_stream_t *stream;
-    rs_reader_t *reader; /* NULL once retiring */
+    rs_reader_t *reader; /* NULL once retiring and joined */
     /* A reload removed or changed the stream: its reader has been stopped and joined, and the
      * slot waits for its in-flight entries to settle (rs_consumer_tick()). Then the stream is
      * freed, and the slot either goes away or takes up `successor`. */
@@ -722,8 +722,10 @@ static bool check_alive(rs_consumer_t *c, bool outage_ok, char *why, size_t whyl
     pthread_mutex_lock(&c->lock);
     for (size_t i = 0; i < c->nslots; i++) {
         const slot_t *slot = &c->slots[i];
-        if (slot->reader == NULL)
-            continue; /* retiring: stopped on purpose */
+        /* Retiring: stopped on purpose. `retiring` is what says so; `reader` stays set until
+         * the thread was joined, and a thread that has ended says it is not alive. */
+        if (slot->reader == NULL || slot->retiring)
+            continue;
         rs_reader_health_t h;
         rs_reader_health(slot->reader, now, &h);
         if (!h.alive) {
@@ -781,8 +783,14 @@ bool rs_consumer_ready(rs_consumer_t *c, char *why, size_t whylen)
             state = "Redis refused the connection setup (see the log)";
         else
             state = rs_reader_activity_name(h.activity);
-        add_reason(why, whylen, "stream %s: not connected: %s", slot->stream->name, state);
         ready = false;
+        if (h.refused != RS_REFUSAL_NONE && h.last_connect_error == RS_REDIS_OK) {
+            /* Connected, but Redis refuses the reader's commands: say why. */
+            add_reason(why, whylen, "stream %s: Redis refuses the reader's commands: %s",
+                       slot->stream->name, rs_refusal_hint(h.refused));
+            continue;
+        }
+        add_reason(why, whylen, "stream %s: not connected: %s", slot->stream->name, state);
     }
     pthread_mutex_unlock(&c->lock);
     return ready;

@@ -26,6 +26,7 @@
 #include <curl/curl.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,6 +84,10 @@ static void reload(rs_consumer_t *c, const rs_config_t *cfg, rs_logger_t *log, r
     rs_log(log, RS_LOG_INFO, "main", "SIGHUP: reloading %s", cfg->path);
     char err[1024];
     rs_config_t *next = rs_config_load(cfg->path, err, sizeof(err));
+    if (next != NULL && next->sets_nothing)
+        rs_log(log, RS_LOG_WARN, "main",
+               "reload: %s sets nothing (comments only): applying the built-in defaults",
+               cfg->path);
     if (next == NULL)
         rs_log(log, RS_LOG_ERROR, "main", "reload rejected, the running configuration stays: %s",
                err);
@@ -150,9 +155,25 @@ static void serve(rs_consumer_t *c, const rs_config_t *cfg, rs_logger_t *log,
     }
 }
 
+/* Large entries (Redis allows values of 512 MiB) pass through a few large buffers: the
+ * reply, the entry, its JSON. Each time glibc frees such a buffer it raises its mmap
+ * threshold (up to 32 MiB), after which the next ones are carved from the arenas, where they
+ * stay resident once freed: a few 16 MiB entries left the consumer at 250 MiB for good. A
+ * fixed threshold (which turns that adjustment off) gives every allocation of 4 MiB or more
+ * a mapping of its own, returned to the system when freed; the smaller ones, the common
+ * case, are served by the arenas as before. Runs before any thread starts. */
+static void tune_malloc(void)
+{
+#if defined(__GLIBC__) && defined(M_MMAP_THRESHOLD) && defined(M_TRIM_THRESHOLD)
+    mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 8 * 1024 * 1024); /* twice the threshold, as glibc would */
+#endif
+}
+
 /* Runs the service until SIGINT or SIGTERM. Returns the exit status. */
 static int run(const rs_config_t *cfg)
 {
+    tune_malloc();
     rs_logger_t *log = rs_logger_new(stderr, cfg->log.level);
     if (log == NULL) {
         fprintf(stderr, "%s: out of memory\n", prog);

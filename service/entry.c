@@ -124,6 +124,18 @@ rs_entry_t *rs_entry_new(struct rs_stream *stream, const char *stream_name, cons
     return e;
 }
 
+/* Redis writes entry ids as "<ms>-<seq>", two decimal numbers. Anything else in a reply is
+ * refused: the id goes into the entry's JSON (which needs UTF-8), a webhook's
+ * Idempotency-Key header and the exec handler's environment unescaped. */
+static bool is_entry_id(const char *s, size_t len)
+{
+    size_t ms = strspn(s, "0123456789");
+    if (ms == 0 || ms >= len || s[ms] != '-')
+        return false;
+    size_t seq = strspn(s + ms + 1, "0123456789");
+    return seq > 0 && ms + 1 + seq == len;
+}
+
 /* Checks one element of a reply and computes the size of its entry. Returns 0 with *size set,
  * 1 when the entry was deleted (nil fields), or -1 with a message in `err`. */
 static int element_size(const redisReply *element, const char *stream_name, size_t *size, char *err,
@@ -139,6 +151,10 @@ static int element_size(const redisReply *element, const char *stream_name, size
     if (idr->len == 0 || idr->len >= RS_ENTRY_ID_MAX) {
         snprintf(err, errlen, "stream %s: entry id of %zu bytes in reply", stream_name,
                  (size_t)idr->len);
+        return -1;
+    }
+    if (!is_entry_id(idr->str, (size_t)idr->len)) {
+        snprintf(err, errlen, "stream %s: entry id in reply is not <ms>-<seq>", stream_name);
         return -1;
     }
     if (list->type == REDIS_REPLY_NIL) {
@@ -289,14 +305,17 @@ static json_t *json_bytes(const char *data, size_t len)
 
 #define ENCODED_NAME_PREFIX "base64:"
 
-/* The JSON key for a field name: the name itself when it is UTF-8 and does not start with
- * "base64:", otherwise "base64:" and the name in base64. So a key starting with "base64:" is
- * always an encoded name, and no two different names share a key. Returns a string the
- * caller frees, or NULL when out of memory. */
+/* The JSON key for a field name: the name itself when it is UTF-8 without a NUL byte and
+ * does not start with "base64:", otherwise "base64:" and the name in base64. So a key
+ * starting with "base64:" is always an encoded name, and no two different names share a key.
+ * A NUL is valid UTF-8 and JSON can escape it, but parsers that keep keys as C strings
+ * (jansson among them) refuse "\u0000" in a key, so such a name is encoded too. Returns a
+ * string the caller frees, or NULL when out of memory. */
 static char *field_key(const char *name, size_t len, size_t *keylen)
 {
     size_t plen = strlen(ENCODED_NAME_PREFIX);
-    bool plain = !(len >= plen && memcmp(name, ENCODED_NAME_PREFIX, plen) == 0);
+    bool plain = !(len >= plen && memcmp(name, ENCODED_NAME_PREFIX, plen) == 0) &&
+                 (len == 0 || memchr(name, '\0', len) == NULL);
     if (plain) {
         json_t *probe = json_stringn(name, len); /* NULL for invalid UTF-8 */
         plain = probe != NULL;

@@ -80,11 +80,10 @@ void rs_entry_free(rs_entry_t *e);
  *   {"stream":"events","id":"1-0","delivery":1,"fields":{"message":"Message #1",...}}
  * A field value that is valid UTF-8 (NUL bytes included, escaped as \u0000) is a JSON
  * string; any other value is {"base64":"..."} so the JSON stays valid and nothing is lost.
- * A field name that is not valid UTF-8, or that itself starts with "base64:", is written as
- * "base64:" followed by the name in base64. A name the entry holds more than once maps to
- * an array of its values in entry order.
- * Returns a string the caller frees with free() and its length in *len, or NULL when out of
- * memory. Pure; any thread. */
+ * A field name that is not valid UTF-8, holds a NUL byte, or itself starts with "base64:",
+ * is written as "base64:" followed by the name in base64. A name the entry holds more than once
+ * maps to an array of its values in entry order. Returns a string the caller frees with free() and
+ * its length in *len, or NULL when out of memory. Pure; any thread. */
 char *rs_entry_to_json(const rs_entry_t *e, size_t *len);
 
 #endif

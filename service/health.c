@@ -312,6 +312,26 @@ static enum MHD_Result serve_snapshot(rs_health_t *h, struct MHD_Connection *con
     return rc;
 }
 
+rs_health_route_t rs_health_route(const char *method, const char *url)
+{
+    static const struct {
+        const char *path;
+        rs_health_route_t route;
+    } paths[] = {
+        {"/healthz", RS_HEALTH_ROUTE_HEALTHZ},
+        {"/readyz", RS_HEALTH_ROUTE_READYZ},
+        {"/streams", RS_HEALTH_ROUTE_STREAMS},
+        {"/metrics", RS_HEALTH_ROUTE_METRICS},
+    };
+
+    if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+        return RS_HEALTH_ROUTE_METHOD_NOT_ALLOWED;
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
+        if (strcmp(url, paths[i].path) == 0)
+            return paths[i].route;
+    return RS_HEALTH_ROUTE_NOT_FOUND;
+}
+
 /* libmicrohttpd's access handler: called once the request's headers are in, then for each
  * piece of a request body, then once more at its end.
  *
@@ -329,7 +349,8 @@ static enum MHD_Result handle_request(void *cls, struct MHD_Connection *conn, co
     (void)version;
     (void)upload_data;
 
-    if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+    rs_health_route_t route = rs_health_route(method, url);
+    if (route == RS_HEALTH_ROUTE_METHOD_NOT_ALLOWED)
         return respond(conn, MHD_HTTP_METHOD_NOT_ALLOWED, text_plain,
                        (char *)(uintptr_t) "method not allowed: use GET or HEAD\n",
                        strlen("method not allowed: use GET or HEAD\n"), false,
@@ -343,14 +364,19 @@ static enum MHD_Result handle_request(void *cls, struct MHD_Connection *conn, co
         return MHD_YES;
     }
     /* HEAD gets the same status and headers as GET; libmicrohttpd leaves the body out. */
-    if (strcmp(url, "/healthz") == 0)
+    switch (route) {
+    case RS_HEALTH_ROUTE_HEALTHZ:
         return serve_healthz(h, conn);
-    if (strcmp(url, "/readyz") == 0)
+    case RS_HEALTH_ROUTE_READYZ:
         return serve_readyz(h, conn);
-    if (strcmp(url, "/streams") == 0)
+    case RS_HEALTH_ROUTE_STREAMS:
         return serve_snapshot(h, conn, false);
-    if (strcmp(url, "/metrics") == 0)
+    case RS_HEALTH_ROUTE_METRICS:
         return serve_snapshot(h, conn, true);
+    case RS_HEALTH_ROUTE_NOT_FOUND:
+    case RS_HEALTH_ROUTE_METHOD_NOT_ALLOWED:
+        break;
+    }
     return respond_text(conn, MHD_HTTP_NOT_FOUND,
                         "not found: the paths are /healthz, /readyz, /streams and /metrics\n");
 }

@@ -30,6 +30,22 @@
 
 typedef struct rs_health rs_health_t;
 
+/* Where a request goes: one of the four endpoints, or the error it gets. */
+typedef enum {
+    RS_HEALTH_ROUTE_HEALTHZ,
+    RS_HEALTH_ROUTE_READYZ,
+    RS_HEALTH_ROUTE_STREAMS,
+    RS_HEALTH_ROUTE_METRICS,
+    RS_HEALTH_ROUTE_NOT_FOUND,          /* 404 */
+    RS_HEALTH_ROUTE_METHOD_NOT_ALLOWED, /* 405, with Allow: GET, HEAD */
+} rs_health_route_t;
+
+/* The server's routing decision for a request's `method` and `url` (as libmicrohttpd passes
+ * them: the path, percent-decoded, without the query string): any method but GET and HEAD is
+ * 405 whatever the path; otherwise each of the four paths, matched exactly, is its endpoint,
+ * and anything else 404. Pure; any thread. */
+rs_health_route_t rs_health_route(const char *method, const char *url);
+
 /* Creates the server for consumer `c` and binds and listens on health.address:health.port,
  * so that a port already in use is reported here, before any thread starts. `cfg`, `c` and
  * `log` are borrowed for the server's lifetime. Returns NULL with a message naming the

@@ -3,14 +3,24 @@
  *
  * DESIGN: a small state machine run by one thread that owns one Redis connection:
  *
- *     CONNECT -> GROUP -> RECOVER -> READ --(NOGROUP)--> GROUP
+ *     CONNECT -> GROUP -> RECOVER -> READ --(NOGROUP, stream deleted)--> GROUP
  *        ^__________________|__________|  (any lost connection)
+ *                                       READ --(READONLY, LOADING, ...)--> RECOVER
  *
  * CONNECT retries with backoff (logged once per step by redis_conn). GROUP creates the
- * consumer group with MKSTREAM, BUSYGROUP meaning it already exists. RECOVER first waits
- * until none of this stream's entries is in flight (so nothing still queued or in a worker is
- * fetched twice), then re-reads this consumer's pending entries from id 0 with their delivery
- * counts from XPENDING. READ blocks in XREADGROUP ... >.
+ * consumer group with MKSTREAM, BUSYGROUP meaning it already exists: the first time at
+ * group.start_id, after the group vanished at the restart point recorded while it existed
+ * (refresh_restart_point(), at GROUP and at every claim pass), so no entry it had not settled
+ * is skipped. RECOVER first waits until none of this stream's entries is in flight (so
+ * nothing still queued or in a worker is fetched twice), then re-reads this consumer's
+ * pending entries from id 0 with their delivery counts from XPENDING. READ blocks in
+ * XREADGROUP ... >.
+ *
+ * Refusals (error replies, classified by refusal.c) are waited out with backoff in the state
+ * that met them, one log line per step naming the stream and the cause, then one line for
+ * the recovery; meanwhile the reader is not ready but alive (the wait is not a stall). A
+ * refusal the server leaves by itself (a replica during a failover) leads to RECOVER, since
+ * the data may have changed under the reader.
  *
  * Backpressure: before every XREADGROUP the reader reserves queue slots and asks for no more
  * entries than it got; when the queue is full it sleeps in rs_queue_reserve() and Redis keeps
@@ -27,8 +37,10 @@
  *
  * Waking for shutdown: the thread may sleep in three places, and rs_reader_stop() reaches
  * each: the socket (shutdown(2) on a dup of it, so a stale descriptor can never hit a
- * reused number), the queue (rs_queue_wake), and the reader's own condition variable (used
- * for backoff waits) or the stream's (waiting for in-flight entries to settle).
+ * reused number; published as soon as the TCP connection exists, so a handshake with a
+ * server that never answers is woken too), the queue (rs_queue_wake), and the reader's own
+ * condition variable (used for backoff waits) or the stream's (waiting for in-flight entries to
+ * settle).
  *
  * Lock order: r->lock is a leaf; it is never held while another lock is taken or across a
  * network call.
@@ -48,6 +60,8 @@
 #include "backoff.h"
 #include "clock.h"
 #include "redis_conn.h"
+#include "refusal.h"
+#include "stream_id.h"
 
 typedef enum { ST_CONNECT, ST_GROUP, ST_RECOVER, ST_READ, ST_CLAIM } reader_state_t;
 
@@ -72,6 +86,10 @@ struct rs_reader {
     rs_logger_t *log;
     rs_redis_t *redis;         /* reader thread only */
     rs_backoff_t errors;       /* waits after error replies; reader thread only */
+    unsigned refusals;         /* commands Redis refused in a row; reader thread only */
+    bool has_restart;          /* `restart` is known; reader thread only */
+    rs_stream_id_t restart;    /* where the group is created again if it vanishes
+                                * (refresh_restart_point()); reader thread only */
     size_t batch_max;          /* most entries asked for (and queue slots held) per read */
     atomic_size_t batch_limit; /* <= batch_max: the fair share now (rs_reader_set_batch_limit) */
     size_t ahead;         /* slots reserved for an XREADGROUP sent ahead, whose reply is unread (0:
@@ -96,6 +114,8 @@ struct rs_reader {
                                     * the time spent waiting for the workers since */
     atomic_llong waiting_since_ns; /* 0, or when the current wait for the workers began */
     atomic_int connect_error;      /* rs_redis_status_t of the last connection attempt */
+    atomic_int refused;            /* rs_refusal_t of the last command, RS_REFUSAL_NONE once
+                                    * one is accepted */
 
     pthread_mutex_t lock;
     pthread_cond_t cond; /* CLOCK_MONOTONIC; broadcast by rs_reader_stop() */
@@ -148,8 +168,8 @@ static void made_progress(rs_reader_t *r)
     atomic_store(&r->progress_ns, rs_clock_monotonic_ns());
 }
 
-/* Brackets a wait for the workers (see DESIGN: it does not count towards a stall). Returns
- * the activity to restore. */
+/* Brackets a wait that does not count towards a stall: for the workers (see DESIGN), or
+ * after Redis refused a command (refusal_backoff()). Returns the activity to restore. */
 static rs_reader_activity_t begin_worker_wait(rs_reader_t *r, rs_reader_activity_t why)
 {
     rs_reader_activity_t was = (rs_reader_activity_t)atomic_load(&r->activity);
@@ -193,15 +213,18 @@ static int reader_wait(void *arg, long ms)
     return atomic_load(&r->stop);
 }
 
-/* Publishes a dup of the new connection's socket for rs_reader_stop() to shut down. */
-static void publish_socket(rs_reader_t *r)
+/* rs_redis_socket_fn: keeps a dup of the connection's socket for rs_reader_stop() to shut
+ * down from the moment the TCP connection exists, so a stop also ends a handshake with a
+ * server that never answers (fd -1: the connection was dropped, the dup is closed). */
+static void track_socket(void *arg, int fd)
 {
-    redisContext *c = rs_redis_context(r->redis);
+    rs_reader_t *r = arg;
     pthread_mutex_lock(&r->lock);
-    if (c != NULL && r->wake_fd < 0)
-        r->wake_fd = fcntl(c->fd, F_DUPFD_CLOEXEC, 0);
+    if (r->wake_fd >= 0)
+        close(r->wake_fd);
+    r->wake_fd = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
     if (atomic_load(&r->stop) && r->wake_fd >= 0)
-        shutdown(r->wake_fd, SHUT_RDWR); /* stop() ran before the socket was published */
+        shutdown(r->wake_fd, SHUT_RDWR); /* stop() ran before the socket existed */
     pthread_mutex_unlock(&r->lock);
 }
 
@@ -228,6 +251,7 @@ static reader_state_t connection_lost(rs_reader_t *r)
 {
     drop_ahead(r);
     atomic_store(&r->ready, false);
+    atomic_store(&r->refused, (int)RS_REFUSAL_NONE);
     forget_socket(r);
     if (!atomic_load(&r->stop))
         rs_log(r->log, RS_LOG_WARN, "reader", "stream=%s lost the connection: %s; reconnecting",
@@ -244,14 +268,138 @@ static void error_backoff(rs_reader_t *r, const char *what, const char *msg)
     reader_wait(r, ms);
 }
 
+/* Writes "key <name> is a <type>; " into `buf` for a WRONGTYPE refusal ("" when TYPE is
+ * refused too; a lost connection is noticed by the next command). */
+static void describe_key(rs_reader_t *r, char *buf, size_t buflen)
+{
+    const char *argv[] = {"TYPE", r->stream->name};
+    size_t argvlen[] = {4, strlen(r->stream->name)};
+    redisReply *reply = rs_redis_command_argv(r->redis, 2, argv, argvlen);
+    buf[0] = '\0';
+    if (reply != NULL && reply->type == REDIS_REPLY_STATUS)
+        snprintf(buf, buflen, "key %s is a %s; ", r->stream->name, reply->str);
+    freeReplyObject(reply);
+}
+
+/* Waits after Redis refused one of the reader's commands (`what`: "XREADGROUP", ...), with
+ * backoff, logging the refusal once per step with its cause and remedy. Meanwhile the reader
+ * is not ready (/readyz names the cause) but counts as alive: Redis answers and the thread
+ * works, and restarting the process cannot fix what Redis refuses (a key of another type, a
+ * read-only replica, maxmemory). accepted() ends the run. */
+static void refusal_backoff(rs_reader_t *r, const char *what, const redisReply *reply)
+{
+    bool is_err = reply->type == REDIS_REPLY_ERROR;
+    rs_refusal_t kind = is_err ? rs_refusal_of(reply->str, reply->len) : RS_REFUSAL_OTHER;
+    char key[128] = "";
+    if (kind == RS_REFUSAL_WRONGTYPE)
+        describe_key(r, key, sizeof(key));
+    atomic_store(&r->ready, false);
+    atomic_store(&r->refused, (int)kind);
+    r->refusals++;
+    long ms = (long)rs_backoff_next_ms(&r->errors);
+    rs_log(r->log, kind == RS_REFUSAL_NOT_READY ? RS_LOG_WARN : RS_LOG_ERROR, "reader",
+           "stream=%s %s refused: %s (%s%s); retrying in %ld ms", r->stream->name, what,
+           is_err ? reply->str : "unexpected reply", key, rs_refusal_hint(kind), ms);
+    rs_reader_activity_t was = begin_worker_wait(r, RS_READER_REFUSED);
+    reader_wait(r, ms);
+    end_worker_wait(r, was);
+}
+
+/* Redis accepted a command of the reader, with its group in place: ends a run of refusals
+ * (logging the recovery once) and makes the reader ready again. */
+static void accepted(rs_reader_t *r)
+{
+    if (r->refusals == 0)
+        return;
+    rs_log(r->log, RS_LOG_INFO, "reader",
+           "stream=%s Redis accepts the reader's commands again after %u refusal%s",
+           r->stream->name, r->refusals, r->refusals == 1 ? "" : "s");
+    r->refusals = 0;
+    rs_backoff_reset(&r->errors);
+    atomic_store(&r->refused, (int)RS_REFUSAL_NONE);
+    atomic_store(&r->ready, true);
+}
+
+/* Looks the group up in XINFO GROUPS (a read: allowed on a replica and under maxmemory):
+ * sets *found, and *last_delivered when found. An error reply (no such key, WRONGTYPE) means
+ * not found. Returns -1 when the connection was lost. */
+static int find_group(rs_reader_t *r, bool *found, rs_stream_id_t *last_delivered)
+{
+    const char *group = r->cfg->group.name;
+    const char *argv[] = {"XINFO", "GROUPS", r->stream->name};
+    size_t argvlen[] = {5, 6, strlen(r->stream->name)};
+    redisReply *reply = rs_redis_command_argv(r->redis, 3, argv, argvlen);
+    if (reply == NULL)
+        return -1;
+    *found = false;
+    for (size_t i = 0; reply->type == REDIS_REPLY_ARRAY && i < reply->elements && !*found; i++) {
+        const redisReply *g = reply->element[i];
+        if (g->type != REDIS_REPLY_ARRAY)
+            continue;
+        const redisReply *name = NULL, *last = NULL;
+        for (size_t j = 0; j + 1 < g->elements; j += 2) {
+            const redisReply *k = g->element[j];
+            if (k->type != REDIS_REPLY_STRING && k->type != REDIS_REPLY_STATUS)
+                continue;
+            if (strcmp(k->str, "name") == 0)
+                name = g->element[j + 1];
+            else if (strcmp(k->str, "last-delivered-id") == 0)
+                last = g->element[j + 1];
+        }
+        if (name == NULL || name->type != REDIS_REPLY_STRING || name->len != strlen(group) ||
+            memcmp(name->str, group, name->len) != 0)
+            continue;
+        *found = last != NULL &&
+                 (last->type == REDIS_REPLY_STRING || last->type == REDIS_REPLY_STATUS) &&
+                 rs_stream_id_parse(last->str, last->len, last_delivered) == 0;
+    }
+    freeReplyObject(reply);
+    return 0;
+}
+
+/* Records where the group is created again if it vanishes (rs_stream_id_restart_point()):
+ * its last-delivered-id from XINFO GROUPS, then its smallest pending id from XPENDING, in
+ * that order, so an entry delivered between the two is after the first and not skipped. Run
+ * once the group is in place and at every claim pass; a stale point only means more entries
+ * delivered again. Keeps the previous point when Redis refuses either. Returns -1 when the
+ * connection was lost. */
+static int refresh_restart_point(rs_reader_t *r)
+{
+    bool found = false;
+    rs_stream_id_t last = {0, 0}, first = {0, 0};
+    if (find_group(r, &found, &last) != 0)
+        return -1;
+    if (!found)
+        return 0;
+    const char *argv[] = {"XPENDING", r->stream->name, r->cfg->group.name};
+    size_t argvlen[] = {8, strlen(r->stream->name), strlen(r->cfg->group.name)};
+    redisReply *reply = rs_redis_command_argv(r->redis, 3, argv, argvlen);
+    if (reply == NULL)
+        return -1;
+    /* [count, smallest id, greatest id, [[consumer, count], ...]]; nil ids when empty. */
+    bool ok = false, has_pending = false;
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 4 &&
+        reply->element[0]->type == REDIS_REPLY_INTEGER) {
+        const redisReply *smallest = reply->element[1];
+        has_pending = reply->element[0]->integer > 0;
+        ok = !has_pending || (smallest->type == REDIS_REPLY_STRING &&
+                              rs_stream_id_parse(smallest->str, smallest->len, &first) == 0);
+    }
+    freeReplyObject(reply);
+    if (ok) {
+        r->restart = rs_stream_id_restart_point(last, has_pending, first);
+        r->has_restart = true;
+    }
+    return 0;
+}
+
 static reader_state_t do_connect(rs_reader_t *r)
 {
     rs_redis_status_t st = rs_redis_connect_retry(r->redis, reader_wait, r);
     atomic_store(&r->connect_error, (int)st);
-    if (st == RS_REDIS_OK) {
-        publish_socket(r);
+    /* On success track_socket() has already published the socket. */
+    if (st == RS_REDIS_OK)
         return ST_GROUP;
-    }
     if (st != RS_REDIS_ERR_IO) /* authentication or another refusal: keep trying, slowly */
         error_backoff(r, "cannot connect", rs_redis_errstr(r->redis));
     return ST_CONNECT;
@@ -262,33 +410,69 @@ static bool is_error(const redisReply *reply, const char *prefix)
     return reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, prefix, strlen(prefix)) == 0;
 }
 
+/* Creates the group (and the stream) unless they exist. The first time at group.start_id;
+ * when the group vanished while running (XGROUP DESTROY, the stream deleted, Redis restarted
+ * without its data), at the restart point recorded while it existed, so that the entries it
+ * had not settled, and those added while it was gone, are all delivered. */
 static reader_state_t do_group(rs_reader_t *r)
 {
     const rs_config_t *cfg = r->cfg;
-    const char *argv[] = {
-        "XGROUP", "CREATE", r->stream->name, cfg->group.name, cfg->group.start_id, "MKSTREAM"};
+    char restart[RS_STREAM_ID_LEN];
+    const char *at = cfg->group.start_id;
+    if (r->has_restart) {
+        rs_stream_id_format(r->restart, restart, sizeof(restart));
+        at = restart;
+    }
+    const char *argv[] = {"XGROUP", "CREATE", r->stream->name, cfg->group.name, at, "MKSTREAM"};
     size_t argvlen[6];
     for (int i = 0; i < 6; i++)
         argvlen[i] = strlen(argv[i]);
     redisReply *reply = rs_redis_command_argv(r->redis, 6, argv, argvlen);
     if (reply == NULL)
         return connection_lost(r);
-    reader_state_t next = ST_RECOVER;
+    bool exists = true;
     if (reply->type == REDIS_REPLY_STATUS) {
-        rs_log(r->log, RS_LOG_INFO, "reader", "stream=%s created group %s at %s", r->stream->name,
-               cfg->group.name, cfg->group.start_id);
+        if (r->has_restart)
+            rs_log(r->log, RS_LOG_WARN, "reader",
+                   "stream=%s created group %s again at %s: every entry after that id is "
+                   "delivered, so none it had not settled is skipped (some may be handled "
+                   "twice)",
+                   r->stream->name, cfg->group.name, at);
+        else
+            rs_log(r->log, RS_LOG_INFO, "reader", "stream=%s created group %s at %s",
+                   r->stream->name, cfg->group.name, at);
+    } else if (reply->type == REDIS_REPLY_ERROR &&
+               (rs_refusal_of(reply->str, reply->len) == RS_REFUSAL_OOM ||
+                rs_refusal_of(reply->str, reply->len) == RS_REFUSAL_NOPERM)) {
+        /* Under maxmemory Redis refuses XGROUP CREATE before it looks whether the group
+         * exists, but reading and acknowledging are still allowed; an ACL user may lack
+         * XGROUP CREATE on purpose, its groups made beforehand. An existing group is all
+         * the reader needs. */
+        rs_stream_id_t last;
+        if (find_group(r, &exists, &last) != 0) {
+            freeReplyObject(reply);
+            return connection_lost(r);
+        }
+        if (exists)
+            rs_log(r->log, RS_LOG_WARN, "reader",
+                   "stream=%s XGROUP CREATE refused (%s) but group %s exists; reading on",
+                   r->stream->name, reply->str, cfg->group.name);
     } else if (!is_error(reply, "BUSYGROUP")) {
-        error_backoff(r, "cannot create the consumer group",
-                      reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
-        next = ST_GROUP;
+        exists = false;
+    }
+    if (!exists) {
+        refusal_backoff(r, "XGROUP CREATE", reply);
+        freeReplyObject(reply);
+        return ST_GROUP;
     }
     freeReplyObject(reply);
-    if (next == ST_RECOVER) {
-        rs_backoff_reset(&r->errors);
-        atomic_store(&r->ready, true);
-        made_progress(r);
-    }
-    return next;
+    if (refresh_restart_point(r) != 0)
+        return connection_lost(r);
+    accepted(r);
+    rs_backoff_reset(&r->errors);
+    atomic_store(&r->ready, true);
+    made_progress(r);
+    return ST_RECOVER;
 }
 
 /* Checks that every element of an entry list has a string id that fits an entry. */
@@ -458,22 +642,26 @@ static redisReply *xreadgroup(rs_reader_t *r, size_t count, long block_ms, const
     return rs_redis_command_argv(r->redis, argc, argv, argvlen);
 }
 
-/* Handles an error reply to `what` (XREADGROUP, XAUTOCLAIM): NOGROUP means the group (or the
- * stream) vanished. */
+/* Handles an error reply (or a malformed one) to `what` (XREADGROUP, XAUTOCLAIM): when the
+ * group or the whole stream vanished, creates them again (do_group()); any other refusal is
+ * waited out with backoff. After one the server leaves by itself (READONLY during a failover,
+ * LOADING, a change of role) the data may not be what it was: a failover loses the last
+ * writes to the old master, acks included. So the reader goes on with a recovery pass, as
+ * after a reconnection: once Redis accepts its commands again, its pending entries are read
+ * again. Other refusals are retried in the same state. */
 static reader_state_t read_error(rs_reader_t *r, const char *what, const redisReply *reply,
                                  reader_state_t same)
 {
-    if (is_error(reply, "NOGROUP")) {
-        rs_log(r->log, RS_LOG_WARN, "reader",
-               "stream=%s group %s no longer exists (%s); creating it again", r->stream->name,
-               r->cfg->group.name, reply->str);
+    rs_refusal_t kind =
+        reply->type == REDIS_REPLY_ERROR ? rs_refusal_of(reply->str, reply->len) : RS_REFUSAL_OTHER;
+    if (rs_refusal_group_gone(kind)) {
+        rs_log(r->log, RS_LOG_WARN, "reader", "stream=%s %s: %s (%s); creating group %s again",
+               r->stream->name, what, reply->str, rs_refusal_hint(kind), r->cfg->group.name);
         atomic_store(&r->ready, false);
         return ST_GROUP;
     }
-    char label[48];
-    snprintf(label, sizeof(label), "%s failed", what);
-    error_backoff(r, label, reply->type == REDIS_REPLY_ERROR ? reply->str : "malformed reply");
-    return same;
+    refusal_backoff(r, what, reply);
+    return rs_refusal_transient(kind) ? ST_RECOVER : same;
 }
 
 static reader_state_t do_recover(rs_reader_t *r)
@@ -498,8 +686,10 @@ static reader_state_t do_recover(rs_reader_t *r)
             next = connection_lost(r);
             break;
         }
-        if (reply->type != REDIS_REPLY_ERROR)
+        if (reply->type != REDIS_REPLY_ERROR) {
             made_progress(r);
+            accepted(r);
+        }
         const redisReply *list = reply->type == REDIS_REPLY_NIL ? NULL : entry_list(reply);
         if (list == NULL || list->elements == 0) {
             rs_queue_unreserve(r->q, k);
@@ -608,8 +798,10 @@ static reader_state_t do_read(rs_reader_t *r)
     r->ahead = 0; /* the slots of this reply are ours to fill now */
     reader_state_t next = ST_READ;
     size_t pushed = 0;
-    if (reply->type != REDIS_REPLY_ERROR)
+    if (reply->type != REDIS_REPLY_ERROR) {
         made_progress(r); /* entries, or nil after a BLOCK timeout */
+        accepted(r);
+    }
     if (reply->type != REDIS_REPLY_NIL) {
         const redisReply *list = entry_list(reply);
         if (list == NULL) {
@@ -727,6 +919,7 @@ static reader_state_t do_claim(rs_reader_t *r)
             break;
         }
         made_progress(r);
+        accepted(r);
         const redisReply *list = reply->element[1];
         size_t pushed = 0;
         int rc = 0;
@@ -766,6 +959,8 @@ static reader_state_t do_claim(rs_reader_t *r)
     }
     if (next == ST_READ && cfg->group.idle_consumer_timeout_ms > 0 && delete_idle_consumers(r) != 0)
         return connection_lost(r);
+    if (next == ST_READ && refresh_restart_point(r) != 0)
+        return connection_lost(r);
     r->next_claim_ns = rs_clock_monotonic_ns() + r->claim_interval_ms * 1000000;
     return next;
 }
@@ -774,6 +969,7 @@ static void *reader_main(void *arg)
 {
     rs_reader_t *r = arg;
     reader_state_t st = ST_CONNECT;
+    rs_redis_on_socket(r->redis, track_socket, r);
     static const rs_reader_activity_t activity_of[] = {
         [ST_CONNECT] = RS_READER_CONNECTING, [ST_GROUP] = RS_READER_CREATING_GROUP,
         [ST_RECOVER] = RS_READER_RECOVERING, [ST_READ] = RS_READER_READING,
@@ -870,6 +1066,7 @@ void rs_reader_health(const rs_reader_t *r, int64_t now_ns, rs_reader_health_t *
     int64_t progress = atomic_load(&r->progress_ns);
     out->stalled_ns = waiting_since != 0 || now_ns < progress ? 0 : now_ns - progress;
     out->last_connect_error = atomic_load(&r->connect_error);
+    out->refused = (rs_refusal_t)atomic_load(&r->refused);
 }
 
 const char *rs_reader_activity_name(rs_reader_activity_t activity)
@@ -891,6 +1088,8 @@ const char *rs_reader_activity_name(rs_reader_activity_t activity)
         return "waiting for room in the work queue";
     case RS_READER_WAITING_FOR_SETTLE:
         return "waiting for its in-flight entries to settle";
+    case RS_READER_REFUSED:
+        return "waiting after Redis refused its command";
     case RS_READER_STOPPED:
         return "stopped";
     }

@@ -18,6 +18,7 @@
 #include "config.h"
 #include "log.h"
 #include "queue.h"
+#include "refusal.h"
 #include "stream.h"
 
 typedef struct rs_reader rs_reader_t;
@@ -32,6 +33,7 @@ typedef enum {
     RS_READER_CLAIMING,           /* XAUTOCLAIM pass, idle consumer clean-up */
     RS_READER_WAITING_FOR_ROOM,   /* backpressure: waiting for room in the work queue */
     RS_READER_WAITING_FOR_SETTLE, /* waiting for its in-flight entries before recovering */
+    RS_READER_REFUSED,            /* waiting (with backoff) after Redis refused a command */
     RS_READER_STOPPED,            /* the thread has exited */
 } rs_reader_activity_t;
 
@@ -42,11 +44,15 @@ typedef struct {
     rs_reader_activity_t activity; /* what it is doing now */
     /* Time since the reader last completed a read (an XREADGROUP or XAUTOCLAIM reply, a BLOCK
      * timeout included, or the group's creation), not counting the time it spent waiting for
-     * the workers (RS_READER_WAITING_FOR_*): backpressure from slow handlers is not a stall.
-     * 0 while it waits for them. */
+     * the workers (RS_READER_WAITING_FOR_*): backpressure from slow handlers is not a stall;
+     * nor the backoff after Redis refused a command (RS_READER_REFUSED): Redis answers, and a
+     * restart cannot fix what it refuses. 0 during those waits. */
     int64_t stalled_ns;
     int last_connect_error; /* rs_redis_status_t of the last failed connection attempt, or
                              * RS_REDIS_OK once connected */
+    rs_refusal_t refused;   /* why Redis refuses the reader's commands (a key of another type,
+                             * a read-only replica, maxmemory, ...), or RS_REFUSAL_NONE: the
+                             * last one was accepted */
 } rs_reader_health_t;
 
 /* Creates the reader of `stream` feeding `q`, asking for at most `batch_max` entries (and
@@ -70,7 +76,8 @@ void rs_reader_set_batch_limit(rs_reader_t *r, size_t n);
 /* Waits for the thread to exit (after rs_reader_stop()). Main thread. */
 void rs_reader_join(rs_reader_t *r);
 
-/* True while the reader holds a connection and its group exists. Any thread; lock-free. */
+/* True while the reader holds a connection, its group exists and Redis accepts its commands.
+ * Any thread; lock-free. */
 bool rs_reader_ready(const rs_reader_t *r);
 
 /* Fills `out` with the reader's health as of `now_ns` (CLOCK_MONOTONIC). Any thread; lock-free,

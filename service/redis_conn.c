@@ -14,8 +14,11 @@
  * drops it at once (hiredis contexts are not reusable after an I/O error), so
  * rs_redis_connected() never lies and the next rs_redis_connect() always starts clean.
  * The handshake runs under connect_timeout_ms and only then switches the socket to
- * command_timeout_ms, because a reader that blocks in XREADGROUP needs "no timeout" for its
- * commands but must still not hang forever on a server that accepts TCP and never answers.
+ * command_timeout_ms, because a reader that blocks in XREADGROUP needs a reply timeout longer
+ * than its BLOCK (it uses block_ms + connect_timeout_ms) but must still not hang on a server
+ * that accepts TCP and never answers. Both are SO_RCVTIMEO/SO_SNDTIMEO on a blocking socket,
+ * so a thread can only be woken early by shutdown(2) on the socket: the on_socket hook hands
+ * the socket out before the handshake for that.
  * Only APIs present in both hiredis 0.14 and 1.x are used; REDIS_ERR_TIMEOUT (1.x only) is
  * tested with #ifdef because it is a macro.
  */
@@ -59,6 +62,8 @@ struct rs_redis {
     int connect_timeout_ms;
     int command_timeout_ms;
     char *client_name;
+    rs_redis_socket_fn on_socket; /* NULL, or told about each connection's socket */
+    void *on_socket_arg;
 
     rs_backoff_t backoff;
     /* Successful handshakes, including the first. Written by the owner thread, read by any
@@ -115,6 +120,8 @@ static void clear_error(rs_redis_t *r)
 static void drop_context(rs_redis_t *r)
 {
     if (r->ctx != NULL) {
+        if (r->on_socket != NULL)
+            r->on_socket(r->on_socket_arg, -1);
         redisFree(r->ctx);
         r->ctx = NULL;
     }
@@ -291,10 +298,17 @@ rs_redis_t *rs_redis_new_from_config(const rs_config_t *cfg, const char *client_
     return rs_redis_new(&opts, log);
 }
 
+void rs_redis_on_socket(rs_redis_t *r, rs_redis_socket_fn fn, void *arg)
+{
+    r->on_socket = fn;
+    r->on_socket_arg = arg;
+}
+
 void rs_redis_free(rs_redis_t *r)
 {
     if (r == NULL)
         return;
+    r->on_socket = NULL; /* the owner may be half torn down already */
     drop_context(r);
     free(r->host);
     free(r->addr);
@@ -328,6 +342,9 @@ rs_redis_status_t rs_redis_connect(rs_redis_t *r)
     int fdflags = fcntl(r->ctx->fd, F_GETFD);
     if (fdflags >= 0)
         (void)fcntl(r->ctx->fd, F_SETFD, fdflags | FD_CLOEXEC);
+    /* From here on the owner can wake a handshake stuck on a server that never answers. */
+    if (r->on_socket != NULL)
+        r->on_socket(r->on_socket_arg, r->ctx->fd);
 
     /* Keepalive lets the kernel notice a peer that vanished without a FIN (a rebooted host,
      * a dropped NAT entry) even while a reader sits in a long BLOCK. */
@@ -426,6 +443,9 @@ rs_redis_status_t rs_redis_connect_retry(rs_redis_t *r, rs_redis_wait_fn wait, v
          * reports) what happens next. */
         if (st != RS_REDIS_ERR_IO)
             return st;
+        /* Stopping (the owner may have shut the socket down to get here): not an outage. */
+        if (wait(arg, 0) != 0)
+            return RS_REDIS_ERR_IO;
 
         /* Rate limit: the first failure and any change of reason are logged in full, the
          * rest as one short line per backoff step (at most one per cap_ms at worst). */

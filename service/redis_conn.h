@@ -55,6 +55,12 @@ typedef enum {
  * out, non-zero when the caller is stopping (then rs_redis_connect_retry() gives up). */
 typedef int (*rs_redis_wait_fn)(void *arg, long ms);
 
+/* Told about the socket of each TCP connection the handle makes (fd >= 0), right after the
+ * TCP connect and before the handshake, and told when that connection is dropped (fd == -1).
+ * `fd` is borrowed: valid until the call with -1. Runs on the owner thread, inside
+ * rs_redis_connect() and whatever call drops the connection (never rs_redis_free()). */
+typedef void (*rs_redis_socket_fn)(void *arg, int fd);
+
 /* Creates an unconnected handle; copies everything in `opts`. `log` is borrowed for the
  * handle's lifetime. Returns NULL only when out of memory. Caller frees with rs_redis_free(). */
 rs_redis_t *rs_redis_new(const rs_redis_opts_t *opts, rs_logger_t *log);
@@ -66,6 +72,13 @@ rs_redis_t *rs_redis_new(const rs_redis_opts_t *opts, rs_logger_t *log);
 rs_redis_t *rs_redis_new_from_config(const rs_config_t *cfg, const char *client_name,
                                      int command_timeout_ms, rs_logger_t *log);
 
+/* Installs `fn` (NULL: none), called with `arg` as rs_redis_socket_fn says. An owner that is
+ * stopped from another thread keeps a dup of the socket and shutdown(2)s it to wake the owner:
+ * this ends a handshake with a server that accepted and never answers at once, instead of
+ * after connect_timeout_ms (the TCP connect itself still runs to its timeout). `arg` is
+ * borrowed for the handle's lifetime. Owner thread, before the first connect. */
+void rs_redis_on_socket(rs_redis_t *r, rs_redis_socket_fn fn, void *arg);
+
 /* Frees the handle and closes its connection; NULL is ignored. Owner thread only. */
 void rs_redis_free(rs_redis_t *r);
 
@@ -75,7 +88,9 @@ void rs_redis_free(rs_redis_t *r);
 rs_redis_status_t rs_redis_connect(rs_redis_t *r);
 
 /* Connects, retrying RS_REDIS_ERR_IO with backoff until it succeeds or `wait` reports a stop.
- * Logs the first failure as a warning, then one line per backoff step, then the recovery.
+ * Logs the first failure as a warning, then one line per backoff step, then the recovery; an
+ * attempt that fails because the caller is stopping (wait(arg, 0) reports the stop) is not
+ * logged.
  * Authentication and other reply errors are not retried. Returns RS_REDIS_OK, the
  * non-retryable error, or RS_REDIS_ERR_IO when stopped. Owner thread only. */
 rs_redis_status_t rs_redis_connect_retry(rs_redis_t *r, rs_redis_wait_fn wait, void *arg);

@@ -17,8 +17,12 @@
  * elsewhere, acknowledged, or deleted from the stream) is settled here.
  *
  * On a lost connection the batch goes back into the heap, due at once, and the thread
- * reconnects with backoff. Stopping abandons what waits: those entries stay pending in
- * Redis and are delivered again at the next start.
+ * reconnects with backoff. When Redis refuses XCLAIM for now (a replica during a failover,
+ * LOADING: refusal.h) the batch goes back due after a backoff, logged once per step; a
+ * refusal waiting cannot fix (NOGROUP: the group is gone with its pending list) drops the
+ * batch, whose entries the reader delivers again once it has created the group again. Stopping
+ * abandons what waits: those entries stay pending in Redis and are delivered again at the next
+ * start.
  *
  * r->lock is a leaf: it is never held while another lock is taken (streams are settled
  * outside it), across a network call, or across rs_queue_reserve().
@@ -33,9 +37,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backoff.h"
 #include "clock.h"
 #include "entry.h"
 #include "redis_conn.h"
+#include "refusal.h"
 
 #define RETRY_BATCH        64 /* ids per XCLAIM */
 #define MIN_IDLE_MARGIN_MS 50 /* slack for clocks and scheduling */
@@ -53,7 +59,8 @@ struct rs_retry {
     const rs_config_t *cfg;
     rs_queue_t *q;
     rs_logger_t *log;
-    rs_redis_t *redis; /* retry thread only */
+    rs_redis_t *redis;            /* retry thread only */
+    rs_backoff_t refused_backoff; /* after transient refusals of XCLAIM; retry thread only */
 
     pthread_t thread;
     bool started;
@@ -127,6 +134,7 @@ rs_retry_t *rs_retry_new(const rs_config_t *cfg, rs_queue_t *q, rs_logger_t *log
     r->cfg = cfg;
     r->q = q;
     r->log = log;
+    rs_backoff_init(&r->refused_backoff, 100, 5000, 0);
     pthread_mutex_init(&r->lock, NULL);
     rs_clock_cond_init(&r->cond);
     return r;
@@ -222,9 +230,20 @@ static void put_back(rs_retry_t *r, const retry_item_t *batch, size_t n)
     pthread_mutex_unlock(&r->lock);
 }
 
+/* Puts a batch back due in `ms` (after a transient refusal). */
+static void put_back_later(rs_retry_t *r, retry_item_t *batch, size_t n, int64_t ms)
+{
+    int64_t due = rs_clock_monotonic_ns() + ms * NS_PER_MS;
+    for (size_t i = 0; i < n; i++)
+        batch[i].due_ns = due;
+    put_back(r, batch, n);
+}
+
 /* Sends XCLAIM for `batch` and queues what comes back into `reserved` slots. Returns the
- * number queued, or -1 when the connection was lost (nothing was queued). */
-static long claim_batch(rs_retry_t *r, const retry_item_t *batch, size_t n)
+ * number queued, -1 when the connection was lost, or -2 when Redis refused it for now (a
+ * transient refusal, logged; *later_ms says when to try again): nothing was queued in either
+ * case and the batch is the caller's to put back. */
+static long claim_batch(rs_retry_t *r, const retry_item_t *batch, size_t n, int64_t *later_ms)
 {
     const rs_config_t *cfg = r->cfg;
     rs_stream_t *s = batch[0].stream;
@@ -278,11 +297,31 @@ static long claim_batch(rs_retry_t *r, const retry_item_t *batch, size_t n)
             returned[i] = true;
             entries[pushed++] = e;
         }
+    } else if (reply->type == REDIS_REPLY_ERROR &&
+               rs_refusal_transient(rs_refusal_of(reply->str, reply->len))) {
+        *later_ms = rs_backoff_next_ms(&r->refused_backoff);
+        rs_log(r->log, RS_LOG_WARN, "retry",
+               "stream=%s XCLAIM of %zu ids refused: %s (%s); trying again in %lld ms", s->name, n,
+               reply->str, rs_refusal_hint(rs_refusal_of(reply->str, reply->len)),
+               (long long)*later_ms);
+        freeReplyObject(reply);
+        return -2;
     } else {
-        rs_log(r->log, RS_LOG_ERROR, "retry", "stream=%s XCLAIM failed: %s", s->name,
-               reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+        /* NOGROUP and the like: these retries cannot be delivered; the entries are not lost
+         * (see DESIGN). One line for the batch, not one per id. */
+        rs_log(r->log, RS_LOG_ERROR, "retry",
+               "stream=%s XCLAIM of %zu ids refused: %s (%s); their retries are dropped, "
+               "and they are delivered again if the group is created again",
+               s->name, n, reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply",
+               reply->type == REDIS_REPLY_ERROR
+                   ? rs_refusal_hint(rs_refusal_of(reply->str, reply->len))
+                   : "malformed reply");
+        freeReplyObject(reply);
+        rs_stream_settle(s, (long)n);
+        return 0;
     }
     freeReplyObject(reply);
+    rs_backoff_reset(&r->refused_backoff);
     rs_queue_push_reserved(r->q, entries, pushed);
     for (size_t i = 0; i < n; i++) {
         if (!returned[i]) {
@@ -321,7 +360,13 @@ static void *retry_main(void *arg)
             put_back(r, batch, room);
             continue;
         }
-        long pushed = claim_batch(r, batch, room);
+        int64_t later_ms = 0;
+        long pushed = claim_batch(r, batch, room, &later_ms);
+        if (pushed == -2) {
+            rs_queue_unreserve(r->q, room);
+            put_back_later(r, batch, room, later_ms);
+            continue;
+        }
         if (pushed < 0) {
             rs_queue_unreserve(r->q, room);
             put_back(r, batch, room);

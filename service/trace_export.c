@@ -42,6 +42,7 @@
 struct rs_trace_exporter {
     rs_logger_t *log;        /* borrowed */
     const char *endpoint;    /* borrowed from the configuration */
+    char *endpoint_shown;    /* owned: the endpoint for messages, user:password@ as ***@ */
     rs_trace_resource_t res; /* names borrowed from the configuration and host_name */
     char host_name[256];
 
@@ -83,6 +84,12 @@ rs_trace_exporter_t *rs_trace_exporter_new(const rs_config_t *cfg, const char *p
     }
     x->log = log;
     x->endpoint = cfg->tracing.endpoint;
+    x->endpoint_shown = rs_config_url_redacted(x->endpoint);
+    if (x->endpoint_shown == NULL) {
+        snprintf(err, errlen, "tracing: out of memory");
+        free(x);
+        return NULL;
+    }
     if (gethostname(x->host_name, sizeof(x->host_name) - 1) != 0)
         snprintf(x->host_name, sizeof(x->host_name), "unknown");
     x->res.service_name = cfg->tracing.service_name;
@@ -92,6 +99,7 @@ rs_trace_exporter_t *rs_trace_exporter_new(const rs_config_t *cfg, const char *p
     int rc = pthread_mutex_init(&x->mu, NULL);
     if (rc != 0) {
         snprintf(err, errlen, "tracing: %s", strerror(rc));
+        free(x->endpoint_shown);
         free(x);
         return NULL;
     }
@@ -99,6 +107,7 @@ rs_trace_exporter_t *rs_trace_exporter_new(const rs_config_t *cfg, const char *p
     if (rc != 0) {
         snprintf(err, errlen, "tracing: %s", strerror(rc));
         pthread_mutex_destroy(&x->mu);
+        free(x->endpoint_shown);
         free(x);
         return NULL;
     }
@@ -119,7 +128,7 @@ rs_trace_exporter_t *rs_trace_exporter_new(const rs_config_t *cfg, const char *p
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard_body) != CURLE_OK ||
         curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)CONNECT_TIMEOUT_MS) != CURLE_OK ||
         curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK) {
-        snprintf(err, errlen, "tracing: cannot configure libcurl for %s", x->endpoint);
+        snprintf(err, errlen, "tracing: cannot configure libcurl for %s", x->endpoint_shown);
         rs_trace_exporter_free(x);
         return NULL;
     }
@@ -190,7 +199,7 @@ static send_result_t send_batch(rs_trace_exporter_t *x, int64_t timeout_ms)
     if (result == SENT) {
         if (x->failures > 0)
             rs_log(x->log, RS_LOG_INFO, LOG_MODULE,
-                   "collector %s accepts spans again after %u failed requests", x->endpoint,
+                   "collector %s accepts spans again after %u failed requests", x->endpoint_shown,
                    x->failures);
         x->failures = 0;
         return SENT;
@@ -199,13 +208,13 @@ static send_result_t send_batch(rs_trace_exporter_t *x, int64_t timeout_ms)
     /* Rate-limited: the first failure, then every 10th, then the recovery above. */
     if (result == REJECTED)
         rs_log(x->log, RS_LOG_WARN, LOG_MODULE,
-               "collector %s rejected %zu spans: %s; they are dropped", x->endpoint, x->nbatch,
-               why);
+               "collector %s rejected %zu spans: %s; they are dropped", x->endpoint_shown,
+               x->nbatch, why);
     else if (x->failures == 1 || x->failures % 10 == 0)
         rs_log(x->log, RS_LOG_WARN, LOG_MODULE,
                "exporting %zu spans to %s failed: %s; retrying (failure %u), new spans are "
                "buffered up to %d",
-               x->nbatch, x->endpoint, why, x->failures, RS_TRACE_BUFFER_SPANS);
+               x->nbatch, x->endpoint_shown, why, x->failures, RS_TRACE_BUFFER_SPANS);
     return result;
 }
 
@@ -306,7 +315,7 @@ int rs_trace_exporter_start(rs_trace_exporter_t *x, char *err, size_t errlen)
     }
     x->started = true;
     rs_log(x->log, RS_LOG_INFO, LOG_MODULE, "exporting sampled spans to %s as service %s",
-           x->endpoint, x->res.service_name);
+           x->endpoint_shown, x->res.service_name);
     return 0;
 }
 
@@ -335,6 +344,7 @@ void rs_trace_exporter_free(rs_trace_exporter_t *x)
     curl_slist_free_all(x->headers);
     free(x->ring);
     free(x->batch);
+    free(x->endpoint_shown);
     pthread_cond_destroy(&x->cv);
     pthread_mutex_destroy(&x->mu);
     free(x);

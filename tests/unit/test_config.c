@@ -362,6 +362,8 @@ static void config_rejects_bad_settings(void **state)
         {"streams = ( { name = \"\"; } );\n", 1, "streams[0].name", "must not be empty"},
         {"streams = ( { name = 5; } );\n", 1, "streams[0].name",
          "must be a string, got an integer"},
+        /* a name that is not UTF-8 (Latin-1 "café") could not be written into entries' JSON */
+        {"streams = ( { name = \"caf\\xe9\"; } );\n", 1, "streams[0].name", "must be valid UTF-8"},
 
         /* a duplicate stream names the first occurrence */
         {"streams = (\n  { name = \"events\"; },\n  { name = \"logs\"; },\n"
@@ -820,6 +822,8 @@ static void config_password_file_is_refused(void **state)
         {"topsecret\n", 0644, "is readable by group or others (mode 644); chmod 600"},
         /* readable by the group */
         {"topsecret\n", 0640, "is readable by group or others (mode 640); chmod 600"},
+        /* readable by others only */
+        {"topsecret\n", 0604, "is readable by group or others (mode 604); chmod 600"},
         /* writable by others is no better */
         {"topsecret\n", 0602, "chmod 600"},
         /* an empty file */
@@ -852,6 +856,12 @@ static void config_password_file_is_refused(void **state)
     snprintf(sub, sizeof(sub), "%s/pwdir", fx->dir);
     assert_int_equal(mkdir(sub, 0700), 0);
     expect_rejected(fx->dir, "redis = { password_file = \"pwdir\"; };\n", 1, "redis.password_file",
+                    "is not a regular file");
+
+    /* nor is a named pipe, and nobody writing to it must not make the load wait forever */
+    snprintf(sub, sizeof(sub), "%s/pwfifo", fx->dir);
+    assert_int_equal(mkfifo(sub, 0600), 0);
+    expect_rejected(fx->dir, "redis = { password_file = \"pwfifo\"; };\n", 1, "redis.password_file",
                     "is not a regular file");
 }
 
@@ -896,17 +906,35 @@ static void config_rejects_unusable_paths(void **state)
     free(file);
 }
 
-static void config_accepts_empty_file(void **state)
+/* An empty file (nothing but white space) is refused: most likely it was truncated or never
+ * written, and the defaults would start the service against another Redis. A file of comments
+ * only is a deliberate "all defaults": accepted, and flagged so the programs can say so. */
+static void config_empty_and_comments_only(void **state)
 {
     const fixture_t *fx = *state;
-    rs_config_t *cfg = expect_loaded(fx->dir, "");
-    rs_config_t *defaults = rs_config_new_defaults(NULL, 0);
+    static const char *const empty[] = {
+        "",              /* no byte at all */
+        "\n",            /* one newline */
+        " \t\r\n\n  \n", /* white space of every kind */
+    };
 
+    for (size_t i = 0; i < ARRAY_LEN(empty); i++)
+        expect_rejected(fx->dir, empty[i], 0, NULL,
+                        ": is empty (a file meant to keep every default says so in a comment)");
+
+    rs_config_t *cfg = expect_loaded(fx->dir, "# every default\n/* on purpose */\n");
+    rs_config_t *defaults = rs_config_new_defaults(NULL, 0);
     assert_non_null(defaults);
     assert_non_null(cfg->path);
+    assert_true(cfg->sets_nothing);
     assert_same_settings(cfg, defaults);
     rs_config_free(cfg);
     rs_config_free(defaults);
+
+    /* one setting, even an empty section, is something */
+    cfg = expect_loaded(fx->dir, "# almost nothing\nlog = { };\n");
+    assert_false(cfg->sets_nothing);
+    rs_config_free(cfg);
 }
 
 static void config_rejects_garbage(void **state)
@@ -934,6 +962,70 @@ static void config_rejects_garbage(void **state)
         unlink(path);
         free(path);
     }
+}
+
+/* rs_config_load_string() validates text exactly as rs_config_load() validates the same text
+ * in a file: same verdict, same message, equal configuration. */
+static void config_load_string_matches_file(void **state)
+{
+    const fixture_t *fx = *state;
+    static const char *const texts[] = {
+        /* valid, with a stream and its handler */
+        "workers = { threads = 3; };\nstreams = ( { name = \"a\"; handler = \"discard\"; } );\n",
+        /* a range error on line 2 */
+        "# x\ngroup = { block_ms = 0; };\n",
+        /* a syntax error on line 3 */
+        "redis = {\n  port = 1;\n  host = ;\n};\n",
+        /* a literal libconfig 1.5 truncates (4294967297 arrives as 1): found in the text held
+         * in memory as in the file */
+        "workers = {\n  threads = 4294967297;\n};\n",
+        /* empty */
+        "",
+    };
+
+    for (size_t i = 0; i < ARRAY_LEN(texts); i++) {
+        char ferr[1024] = "", serr[1024] = "";
+        char *path = write_named(fx->dir, "c.conf", texts[i], 0644);
+        rs_config_t *f = rs_config_load(path, ferr, sizeof(ferr));
+        rs_config_t *s =
+            rs_config_load_string(texts[i], strlen(texts[i]), path, serr, sizeof(serr));
+        if ((f == NULL) != (s == NULL) || strcmp(ferr, serr) != 0)
+            fail_msg("text %zu: file \"%s\", string \"%s\"", i, ferr, serr);
+        if (s != NULL) {
+            char keys[256];
+            assert_string_equal(s->path, path);
+            assert_int_equal(rs_config_restart_keys(f, s, keys, sizeof(keys)), 0);
+            assert_int_equal(s->nstreams, f->nstreams);
+            assert_true(rs_stream_config_equal(&s->streams[0], &f->streams[0]));
+        }
+        rs_config_free(f);
+        rs_config_free(s);
+        free(path);
+    }
+    /* the truncated literal is named with its line */
+    char err[1024] = "";
+    const char *text = texts[3];
+    assert_null(rs_config_load_string(text, strlen(text), "mem.conf", err, sizeof(err)));
+    assert_string_equal(err, "mem.conf:2: workers.threads: must be between 1 and 1024, "
+                             "got 4294967297");
+}
+
+/* Text need not end in a NUL, but may not hold one: libconfig would drop what follows. */
+static void config_load_string_rejects_nul(void **state)
+{
+    (void)state;
+    static const char text[] = "log = { level = \"warn\"; };\nx\0 = 1;\n";
+    char err[256] = "";
+
+    assert_null(rs_config_load_string(text, sizeof(text) - 1, "mem.conf", err, sizeof(err)));
+    assert_string_equal(err, "mem.conf:2: contains a NUL byte (a configuration is text)");
+    /* the first line alone, not NUL-terminated within its length, loads */
+    rs_config_t *cfg = rs_config_load_string(text, 27, "mem.conf", err, sizeof(err));
+    assert_non_null(cfg);
+    assert_int_equal(cfg->log.level, RS_LOG_WARN);
+    rs_config_free(cfg);
+    assert_null(rs_config_load_string("", 0, "", err, sizeof(err)));
+    assert_string_equal(err, "configuration name is empty");
 }
 
 static void config_set_redis_addr_accepts(void **state)
@@ -1063,6 +1155,45 @@ static void config_summary_hides_password(void **state)
     assert_contains(text, "password none");
     free(text);
     rs_config_free(cfg);
+
+    /* the collector's credentials in the tracing endpoint */
+    cfg = expect_loaded(fx->dir,
+                        "tracing = { endpoint = \"https://u:trace-secret@otel:4318/v1\"; };\n");
+    text = summary_of(cfg);
+    assert_contains(text, "endpoint https://***@otel:4318/v1,");
+    assert_null(strstr(text, "trace-secret"));
+    free(text);
+    rs_config_free(cfg);
+}
+
+static void config_url_redacted(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *url, *want;
+    } cases[] = {
+        /* no user information: unchanged */
+        {"http://127.0.0.1:4318/v1/traces", "http://127.0.0.1:4318/v1/traces"},
+        /* user and password */
+        {"https://u:p4ss@host:8443/x", "https://***@host:8443/x"},
+        /* a user alone is hidden too (it may be a token) */
+        {"http://token@host/", "http://***@host/"},
+        /* an '@' in the password: the last one before the path ends the user information */
+        {"http://u:a@b@host/p", "http://***@host/p"},
+        /* an '@' after the authority (path, query, fragment) is not user information */
+        {"http://host/p@q?x=@#@", "http://host/p@q?x=@#@"},
+        /* without a scheme the authority starts at the beginning */
+        {"u:p@host:1", "***@host:1"},
+        /* empty */
+        {"", ""},
+    };
+
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        char *got = rs_config_url_redacted(cases[i].url);
+        assert_non_null(got);
+        assert_string_equal(got, cases[i].want);
+        free(got);
+    }
 }
 
 static void config_set_string_and_names(void **state)
@@ -1204,14 +1335,14 @@ static void config_credential_password(void **state)
 
     /* ... but not over the environment */
     setenv(RS_ENV_REDIS_PASSWORD, "from-env", 1);
-    cfg = expect_loaded(fx->dir, "");
+    cfg = expect_loaded(fx->dir, "# defaults\n");
     assert_string_equal(cfg->redis.password, "from-env");
     rs_config_free(cfg);
     unsetenv(RS_ENV_REDIS_PASSWORD);
 
     /* an empty credential is an error that names it, not a silent "no password" */
     free(write_named(creds, RS_CREDENTIAL_REDIS_PASSWORD, "", 0400));
-    char *path = write_config(fx->dir, "");
+    char *path = write_config(fx->dir, "# defaults\n");
     assert_null(rs_config_load(path, err, sizeof(err)));
     assert_contains(err, "systemd credential redis-password");
     assert_contains(err, "is empty");
@@ -1281,6 +1412,169 @@ static void config_restart_keys_named(void **state)
     rs_config_free(c);
 }
 
+/* A file larger than RS_CONFIG_MAX_BYTES is refused before libconfig parses it (its scanner
+ * is quadratic in the length of a token); up to the limit it is parsed; a NUL byte is named
+ * with its line. */
+static void config_rejects_oversized_and_binary(void **state)
+{
+    const fixture_t *fx = *state;
+    char err[1024] = "";
+    size_t max = RS_CONFIG_MAX_BYTES;
+    char *text = malloc(max + 2);
+    assert_non_null(text);
+
+    /* exactly the limit, in short comment lines: accepted */
+    for (size_t i = 0; i < max; i++)
+        text[i] = i % 64 == 63 ? '\n' : (i % 64 == 0 ? '#' : 'x');
+    text[max - 1] = '\n';
+    text[max] = '\0';
+    rs_config_t *cfg = expect_loaded(fx->dir, text);
+    assert_true(cfg->sets_nothing);
+    rs_config_free(cfg);
+
+    /* one byte more: refused, naming the file and the limit */
+    text[max] = '#';
+    text[max + 1] = '\0';
+    char *path = write_config(fx->dir, text);
+    assert_null(rs_config_load(path, err, sizeof(err)));
+    char want[PATH_MAX + 128];
+    snprintf(want, sizeof(want), "%s: too large: more than %d bytes", path, RS_CONFIG_MAX_BYTES);
+    assert_contains(err, want);
+    unlink(path);
+    free(path);
+    /* the string loader says the same */
+    assert_null(rs_config_load_string(text, max + 1, "mem.conf", err, sizeof(err)));
+    assert_contains(err, "mem.conf: too large: more than");
+    free(text);
+
+    /* a NUL byte on line 3 */
+    static const char nul[] = "# one\nlog = { level = \"info\"; };\n# three \0 and more\n";
+    path = write_temp(fx->dir, nul, sizeof(nul) - 1, 0644);
+    assert_null(rs_config_load(path, err, sizeof(err)));
+    snprintf(want, sizeof(want), "%s:3: contains a NUL byte", path);
+    assert_contains(err, want);
+    unlink(path);
+    free(path);
+}
+
+/* What an @include names is checked before libconfig opens it: libconfig 1.5 exits the
+ * process on a directory, reads a FIFO or a device without end, and has no size limit. Each
+ * refusal names the file and line of the directive and the problem, on one line. */
+static void config_checks_include_targets(void **state)
+{
+    const fixture_t *fx = *state;
+    char sub[PATH_MAX + 8], fifo[PATH_MAX + 16];
+
+    snprintf(sub, sizeof(sub), "%s/sub", fx->dir);
+    assert_int_equal(mkdir(sub, 0755), 0);
+    snprintf(fifo, sizeof(fifo), "%s/pipe.inc", fx->dir);
+    assert_int_equal(mkfifo(fifo, 0644), 0);
+    free(write_named(fx->dir, "ok.inc", "log = { level = \"debug\"; };\n", 0644));
+    free(write_named(fx->dir, "loop_a.inc", "\n@include \"loop_b.inc\"\n", 0644));
+    free(write_named(fx->dir, "loop_b.inc", "@include \"loop_a.inc\"\n", 0644));
+    static const struct {
+        const char *text;
+        int line;           /* of the directive in the main file */
+        const char *phrase; /* in the message */
+    } refused[] = {
+        /* a directory: libconfig would exit(2) */
+        {"@include \"sub\"\n", 1, "/sub is a directory"},
+        /* "" and "." are the include directory itself */
+        {"\n@include \"\"\n", 2, "@include \"\": the name is empty"},
+        {"@include \".\"\n", 1, "is a directory"},
+        /* missing */
+        {"@include \"absent.inc\"\n", 1, "absent.inc: No such file or directory"},
+        /* a FIFO would block the load; a device would never end */
+        {"@include \"pipe.inc\"\n", 1, "pipe.inc is not a regular file"},
+        {"@include \"../../../../../../../../dev/zero\"\n", 1, "is not a regular file"},
+        /* libconfig resolves every name against the include directory */
+        {"@include \"/etc/hostname\"\n", 1, "an absolute path is not supported"},
+        /* how libconfig unescapes a name is not guessed */
+        {"@include \"ok\\\\.inc\"\n", 1, "a backslash in the name is not supported"},
+        /* blanks before the directive and between it and the name, as libconfig allows */
+        {"workers = { threads = 2; };\n \t@include \t \"sub\"\n", 2, "is a directory"},
+        /* a loop through two included files */
+        {"@include \"loop_a.inc\"\n", 0, "loop_b.inc:1: @include \"loop_a.inc\": includes"},
+    };
+
+    for (size_t i = 0; i < ARRAY_LEN(refused); i++) {
+        char err[1024] = "";
+        char *path = write_config(fx->dir, refused[i].text);
+        if (rs_config_load(path, err, sizeof(err)) != NULL)
+            fail_msg("accepted:\n%s", refused[i].text);
+        if (refused[i].line > 0) {
+            char where[PATH_MAX + 32];
+            snprintf(where, sizeof(where), "%s:%d: @include ", path, refused[i].line);
+            assert_contains(err, where);
+        }
+        assert_contains(err, refused[i].phrase);
+        assert_null(strchr(err, '\n'));
+        unlink(path);
+        free(path);
+    }
+
+    /* the file including itself */
+    char err[1024] = "";
+    char *self = write_named(fx->dir, "self.conf", "# me again\n@include \"self.conf\"\n", 0644);
+    assert_null(rs_config_load(self, err, sizeof(err)));
+    assert_contains(err, ":2: @include \"self.conf\": includes");
+    assert_contains(err, "(an include loop)");
+    free(self);
+
+    /* nesting: libconfig opens at most 10 includes at once; 10 pass, 11 are refused */
+    for (int depth = 10; depth <= 11; depth++) {
+        for (int k = 1; k <= depth; k++) {
+            char name[32], body[64];
+            snprintf(name, sizeof(name), "n%d.inc", k);
+            if (k < depth)
+                snprintf(body, sizeof(body), "@include \"n%d.inc\"\n", k + 1);
+            else
+                snprintf(body, sizeof(body), "log = { level = \"warn\"; };\n");
+            free(write_named(fx->dir, name, body, 0644));
+        }
+        char *path = write_config(fx->dir, "@include \"n1.inc\"\n");
+        rs_config_t *cfg = rs_config_load(path, err, sizeof(err));
+        if (depth == 10) {
+            if (cfg == NULL)
+                fail_msg("10 nested includes refused: %s", err);
+            assert_int_equal(cfg->log.level, RS_LOG_WARN);
+            rs_config_free(cfg);
+        } else {
+            assert_null(cfg);
+            assert_contains(err,
+                            "n10.inc:1: @include \"n11.inc\": includes are nested more than 10");
+        }
+        unlink(path);
+        free(path);
+    }
+
+    /* the file and its includes together may not pass the limit */
+    size_t half = RS_CONFIG_MAX_BYTES / 2 + 1;
+    char *big = malloc(half + 1);
+    assert_non_null(big);
+    for (size_t i = 0; i < half; i++)
+        big[i] = i % 64 == 63 ? '\n' : (i % 64 == 0 ? '#' : 'x');
+    big[half - 1] = '\n';
+    big[half] = '\0';
+    free(write_named(fx->dir, "big.inc", big, 0644));
+    free(big);
+    char *path = write_config(fx->dir, "@include \"big.inc\"\n@include \"big.inc\"\n");
+    assert_null(rs_config_load(path, err, sizeof(err)));
+    assert_contains(err, ":2: @include \"big.inc\": too large");
+    unlink(path);
+    free(path);
+
+    /* directives libconfig does not follow are not checked: in a block comment, in a line
+     * comment, inside a string, not at the start of a line */
+    rs_config_t *cfg = expect_loaded(
+        fx->dir, "/*\n@include \"sub\"\n*/\n# @include \"sub\"\n// @include \"sub\"\n"
+                 "producer = { stream = \"@include \\\"sub\\\"\"; };\n@include \"ok.inc\"\n");
+    assert_int_equal(cfg->log.level, RS_LOG_DEBUG);
+    assert_string_equal(cfg->producer.stream, "@include \"sub\"");
+    rs_config_free(cfg);
+    expect_rejected(fx->dir, "log = { }; @include \"sub\"\n", 1, NULL, "syntax error");
+}
+
 #define FIXTURE_TEST(f) cmocka_unit_test_setup_teardown(f, fixture_setup, fixture_teardown)
 
 int main(void)
@@ -1297,16 +1591,21 @@ int main(void)
         FIXTURE_TEST(config_password_file_is_read),
         FIXTURE_TEST(config_password_file_is_refused),
         FIXTURE_TEST(config_rejects_unusable_paths),
-        FIXTURE_TEST(config_accepts_empty_file),
+        FIXTURE_TEST(config_empty_and_comments_only),
         FIXTURE_TEST(config_rejects_garbage),
+        FIXTURE_TEST(config_load_string_matches_file),
+        FIXTURE_TEST(config_load_string_rejects_nul),
         FIXTURE_TEST(config_set_redis_addr_accepts),
         FIXTURE_TEST(config_set_redis_addr_rejects),
         FIXTURE_TEST(config_summary_hides_password),
+        FIXTURE_TEST(config_url_redacted),
         FIXTURE_TEST(config_handler_settings),
         FIXTURE_TEST(config_set_string_and_names),
         FIXTURE_TEST(config_credential_password),
         FIXTURE_TEST(config_stream_copy_and_compare),
         FIXTURE_TEST(config_restart_keys_named),
+        FIXTURE_TEST(config_rejects_oversized_and_binary),
+        FIXTURE_TEST(config_checks_include_targets),
     };
     /* clang-format on */
     return cmocka_run_group_tests(tests, NULL, NULL);

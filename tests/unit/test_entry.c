@@ -76,8 +76,10 @@ static void entry_json_is_binary_safe(void **state)
         {"empty", 5, "", 0},                    /* empty value stays an empty string */
         {bad_name, sizeof(bad_name), "v", 1},   /* invalid UTF-8 name: "base64:" key */
         {"quote", 5, "\"}\n</script>", 12},     /* JSON metacharacters are escaped */
+        {nul, sizeof(nul), "n", 1},             /* NUL in a name: "base64:" key, since
+                                                 * jansson refuses \u0000 in a key */
     };
-    json_t *root = roundtrip(f, 5);
+    json_t *root = roundtrip(f, 6);
     json_t *fields = json_object_get(root, "fields");
 
     json_t *v = json_object_get(fields, "nul");
@@ -92,6 +94,7 @@ static void entry_json_is_binary_safe(void **state)
     assert_string_equal(json_string_value(json_object_get(fields, "empty")), "");
     assert_string_equal(json_string_value(json_object_get(fields, "base64:a4A=")), "v");
     assert_string_equal(json_string_value(json_object_get(fields, "quote")), "\"}\n</script>");
+    assert_string_equal(json_string_value(json_object_get(fields, "base64:YQBi")), "n");
     json_decref(root);
 }
 
