@@ -28,6 +28,10 @@
 
 BI_CASES="one-field 10k-fields 16mib-random 16mib-text non-utf8"
 
+# Resident memory (MiB) the consumer may keep once the big entries are done (bi_assert_memory).
+BI_RSS_MAX_MIB=128
+if ((RS_SLOW)); then BI_RSS_MAX_MIB=512; fi # ASan keeps 256 MiB of freed memory in quarantine
+
 # bi_write STREAM MANIFEST CASE...: XADDs the named cases to STREAM, in order, and appends
 # one JSON line per entry to MANIFEST ({"case", "stream", "id", "fields"}). Prints a line per
 # entry ("  CASE ID (N fields, B bytes)").
@@ -129,6 +133,80 @@ bi_count_files() {
     echo "$n"
 }
 
+# bi_has_files DIR GLOB N: true once DIR holds at least N files matching GLOB (for
+# cl_wait_for).
+bi_has_files() {
+    (($(bi_count_files "$1" "$2") >= $3))
+}
+
+# bi_good_handled OUT N: true once OUT (the log handler's output) holds N lines of stream good
+# and that stream is settled (for cl_wait_for).
+bi_good_handled() {
+    cl_has_lines "$1" good "$2" && cl_settled good
+}
+
+# bi_check_good OUT: the ids of stream good handled in OUT are exactly those bi_xadd_good
+# recorded in $RS_TMP/good.ids, each as often (none lost, none handled twice, none unknown).
+bi_check_good() {
+    rs_assert_eq "$(sort "$RS_TMP/good.ids")" \
+        "$(cl_handled "$1" | awk '$1 == "good" { print $2 }' | sort)" "good entries handled"
+}
+
+# bi_assert_memory PID [WHAT]: prints the consumer's resident memory now and at its peak, and
+# fails the test unless it is back down to BI_RSS_MAX_MIB. WHAT ends the assertion's label
+# (default "the big entries").
+bi_assert_memory() {
+    local rss
+    rss=$(bi_rss_mib "$1")
+    echo "  consumer memory: ${rss} MiB resident now, $(bi_hwm_mib "$1") MiB at the peak"
+    rs_assert_le "$BI_RSS_MAX_MIB" "$rss" "resident MiB after ${2:-the big entries}"
+}
+
+# bi_gated_config NAME BAD: writes a config with rs_write_config NAME and prints its path: the
+# config of the gated tests (exec, http), stream "bad" with the handler settings BAD (the
+# libconfig after 'name = "bad"; ') and stream "good" with the log handler. Eight workers: the
+# five bad entries hold five while their handler waits at the gate; the others serve good.
+bi_gated_config() {
+    rs_write_config "$1" <<EOF
+# Written by $RS_TEST_NAME.
+redis = { host = "127.0.0.1"; port = $RS_REDIS_PORT; password = "$RS_REDIS_PASSWORD"; };
+# claim_idle_ms: longer than an entry is held at the gate, or the consumer would claim it
+# again while it is still being handled (see config/redstream.conf).
+group = { name = "workers"; consumer = "c1"; block_ms = 200; claim_idle_ms = 600000; };
+workers = { threads = 8; queue_capacity = 64; shutdown_timeout_ms = 5000; };
+health = { address = "127.0.0.1"; port = $(rs_free_port); };
+streams = (
+  { name = "bad"; $2 },
+  { name = "good"; handler = "log"; }
+);
+log = { level = "info"; };
+EOF
+}
+
+# bi_hold_at_gate PID OUT MANIFEST DIR GLOB GATE GOOD: the gated run of the exec and http
+# tests, against consumer PID (log handler output OUT) configured by bi_gated_config, whose
+# bad handler saves what it receives to DIR and then waits for the file GATE. Writes the
+# catalogue (BI_CASES) to stream bad, recorded in MANIFEST; waits until DIR holds a file
+# matching GLOB for every bad entry (each now holds a worker at the gate); publishes GOOD
+# entries to stream good (bi_xadd_good, from 1) and waits until all are handled and good is
+# settled; checks that every bad entry is still pending; creates GATE and waits until bad is
+# settled. Fails the test at the first step that does not happen in time.
+bi_hold_at_gate() {
+    local pid=$1 out=$2 manifest=$3 dir=$4 glob=$5 gate=$6 good=$7 nbad
+    # shellcheck disable=SC2086 # the list of cases
+    bi_write bad "$manifest" $BI_CASES
+    nbad=$(wc -l <"$manifest")
+    cl_wait_for "$pid" $((30 * RS_SCALE)) bi_has_files "$dir" "$glob" "$nbad" ||
+        rs_fail "the handler received $(bi_count_files "$dir" "$glob") of $nbad bad entries"
+    bi_xadd_good good 1 "$good"
+    cl_wait_for "$pid" $((15 * RS_SCALE)) bi_good_handled "$out" "$good" ||
+        rs_fail "good: $(cl_count_lines "$out" good)/$good handled while the bad entries were held"
+    rs_assert_eq "$nbad" "$(cl_pending bad)" "bad entries pending while held at the gate"
+    touch "$gate"
+    cl_wait_for "$pid" $((30 * RS_SCALE)) cl_settled bad ||
+        rs_fail "bad: pending $(cl_pending bad), lag $(cl_group_field bad lag) after the gate opened"
+}
+
 # shellcheck disable=SC2016 # Python code, not shell
 BI_RECEIVER_PY='
 import http.server, itertools, os, sys, threading, time
@@ -171,10 +249,10 @@ os.replace(portfile + ".tmp", portfile)
 srv.serve_forever()
 '
 
-# The Python side: one program, a subcommand per helper.
+# The Python side: one program, a subcommand per helper, after consumer_lib.sh's Redis client.
 # shellcheck disable=SC2016 # Python code, not shell
-BI_PY='
-import base64, hashlib, json, random, socket, sys
+BI_PY=$CL_RESP_PY'
+import base64, hashlib, json, random, sys
 
 MIB = 1 << 20
 
@@ -216,34 +294,6 @@ def case_fields(name):
                 (b"twice", b"\xff second value, not UTF-8"),
                 (b"", b"")]
     raise SystemExit("unknown case %s" % name)
-
-class Redis:
-    def __init__(self, port, password):
-        self.sock = socket.create_connection(("127.0.0.1", int(port)), timeout=60)
-        self.rfile = self.sock.makefile("rb")
-        assert self.command(b"AUTH", password.encode()) == b"OK"
-
-    def reply(self):
-        line = self.rfile.readline()
-        kind, rest = line[:1], line[1:-2]
-        if kind == b"+":
-            return rest
-        if kind == b"-":
-            raise RuntimeError(rest.decode(errors="replace"))
-        if kind == b":":
-            return int(rest)
-        if kind == b"$":
-            n = int(rest)
-            return None if n < 0 else self.rfile.read(n + 2)[:-2]
-        if kind == b"*":
-            n = int(rest)
-            return None if n < 0 else [self.reply() for _ in range(n)]
-        raise RuntimeError("unexpected reply %r" % line[:50])
-
-    def command(self, *args):
-        self.sock.sendall(b"*%d\r\n" % len(args) +
-                          b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args))
-        return self.reply()
 
 def write(port, password, stream, manifest, *cases):
     r = Redis(port, password)

@@ -243,6 +243,49 @@ cl_slow_reader() {
     "$RS_PYTHON" -c "$CL_PY" slow-reader "$@"
 }
 
+# cl_resp_python ARG...: runs the Python program read on stdin, with ARGs as sys.argv[1:],
+# after CL_RESP_PY, so that the program can use its binary-safe Redis client.
+cl_resp_python() {
+    "$RS_PYTHON" -c "$CL_RESP_PY"$'\n'"$(cat)" "$@"
+}
+
+# A binary-safe Redis client for the Python sides of the tests (redis-cli's argument parsing
+# is not binary-safe): Redis(port, password[, timeout]) connects to 127.0.0.1:port and
+# authenticates (asserting "OK"); .command(*args) sends bytes arguments as RESP and returns
+# the reply as bytes, int, None or a list of those; an error reply raises RuntimeError.
+# Prepend it to a program (cl_resp_python does).
+CL_RESP_PY='
+import socket
+
+class Redis:
+    def __init__(self, port, password, timeout=60):
+        self.sock = socket.create_connection(("127.0.0.1", int(port)), timeout=timeout)
+        self.rfile = self.sock.makefile("rb")
+        assert self.command(b"AUTH", password.encode()) == b"OK"
+
+    def reply(self):
+        line = self.rfile.readline()
+        kind, rest = line[:1], line[1:-2]
+        if kind == b"+":
+            return rest
+        if kind == b"-":
+            raise RuntimeError(rest.decode(errors="replace"))
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            return None if n < 0 else self.rfile.read(n + 2)[:-2]
+        if kind == b"*":
+            n = int(rest)
+            return None if n < 0 else [self.reply() for _ in range(n)]
+        raise RuntimeError("unexpected reply %r" % line[:50])
+
+    def command(self, *args):
+        self.sock.sendall(b"*%d\r\n" % len(args) +
+                          b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args))
+        return self.reply()
+'
+
 # The Python side of the helpers above: one program, a subcommand per helper.
 # shellcheck disable=SC2016 # Python code, not shell
 CL_PY='

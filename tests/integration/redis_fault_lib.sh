@@ -3,7 +3,8 @@
 # Helpers for the integration tests of Redis-side faults (test_fault_redis_*.sh). Source it
 # after lib.sh and consumer_lib.sh. It adds: publishing entries with their ids recorded,
 # checking that every recorded id was handled, slicing a log from a mark, and the CPU time
-# a process has used (to tell a retry loop with backoff from a spin).
+# a process has used (to tell a retry loop with backoff from a spin), the bound on the lines a
+# refused reader may log, and the checks on a consumer's stderr when it is stopped.
 
 # rf_publish LIST STREAM KIND COUNT: XADDs COUNT entries "kind KIND n <i> pad <RF_PAD bytes>"
 # to STREAM and appends "STREAM <id>" for each to the file LIST. Fails the test unless Redis
@@ -96,4 +97,34 @@ rf_cpu_ms() {
     set -- $stat
     ticks=$(getconf CLK_TCK)
     echo $((((${12} + ${13}) * 1000) / ticks))
+}
+
+# rf_max_refusal_lines MS: the most refusal lines a reader may log in MS milliseconds. Refusals
+# are retried after 100 ms doubling up to 5 s, each wait jittered into [d/2, d]: at most 7
+# lines for the steps below the cap, then one per 2.5 s at least, and the first.
+rf_max_refusal_lines() {
+    echo $((7 + $1 / 2500 + 1))
+}
+
+# rf_assert_no_report ERR [SECRET...]: the stderr file ERR holds no sanitizer report (ASan,
+# TSan, UBSan's "runtime error:"), not the Redis password and no SECRET. (Not
+# cl_assert_clean_stderr: these tests expect ERROR lines.)
+rf_assert_no_report() {
+    local err=$1 secret
+    shift
+    rs_assert_file_lacks "$err" "Sanitizer"
+    rs_assert_file_lacks "$err" "runtime error:"
+    for secret in "$RS_REDIS_PASSWORD" "$@"; do
+        rs_assert_file_lacks "$err" "$secret"
+    done
+}
+
+# rf_stop_and_check PID ERR [SECRET...]: stops consumer PID with SIGTERM; it must exit with
+# status 0 within its 5000 ms shutdown timeout, and its stderr ERR pass rf_assert_no_report.
+rf_stop_and_check() {
+    local pid=$1
+    shift
+    cl_stop_consumer "$pid" 5000
+    rs_assert_exit 0
+    rf_assert_no_report "$@"
 }

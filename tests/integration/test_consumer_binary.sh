@@ -17,33 +17,11 @@ MANIFEST=$RS_TMP/written.json
 # id, the case name and its field list (base64 of every name and value). Each entry is read
 # back with XRANGE first, so a mismatch later is the consumer's and not the writer's.
 write_entries() {
-    "$RS_PYTHON" - "$RS_REDIS_PORT" "$RS_REDIS_PASSWORD" "$MANIFEST" <<'PY' ||
-import base64, json, os, socket, sys
+    cl_resp_python "$RS_REDIS_PORT" "$RS_REDIS_PASSWORD" "$MANIFEST" <<'PY' ||
+import base64, json, os, sys
 
-port, password, manifest = int(sys.argv[1]), sys.argv[2].encode(), sys.argv[3]
-sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-rfile = sock.makefile("rb")
-
-def reply():
-    line = rfile.readline()
-    kind, rest = line[:1], line[1:-2]
-    if kind == b"+":
-        return rest
-    if kind == b"-":
-        raise RuntimeError(rest.decode(errors="replace"))
-    if kind == b":":
-        return int(rest)
-    if kind == b"$":
-        n = int(rest)
-        return None if n < 0 else rfile.read(n + 2)[:-2]
-    if kind == b"*":
-        n = int(rest)
-        return None if n < 0 else [reply() for _ in range(n)]
-    raise RuntimeError("unexpected reply %r" % line[:50])
-
-def command(*args):
-    sock.sendall(b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args))
-    return reply()
+port, password, manifest = sys.argv[1], sys.argv[2], sys.argv[3]
+command = Redis(port, password, timeout=30).command
 
 def text_mib():
     # 1 MiB of UTF-8 text with everything JSON must escape: quotes, backslashes, newlines,
@@ -72,7 +50,6 @@ cases = [
     ("1 MiB text", [(b"text", text_mib())]),
 ]
 
-assert command(b"AUTH", password) == b"OK"
 written = []
 for name, fields in cases:
     args = [b"XADD", b"events", b"*"]

@@ -75,6 +75,21 @@ stream_ids() {
     rs_cli XRANGE "$1" - + | awk '/^[0-9]+-[0-9]+$/' >"$RS_TMP/$1.ids"
 }
 
+# settled_once PID OUT EVENTS: waits until consumer PID has settled streams events and logs
+# (nothing pending, no lag) and its output OUT holds EVENTS lines of events, then checks that
+# every entry of both streams in Redis was handled exactly once (check_once).
+settled_once() {
+    local pid=$1 out=$2 n=$3
+    cl_wait_for "$pid" $((20 * RS_SCALE)) cl_settled events logs ||
+        cl_fail "not settled: events pending $(cl_pending events) lag $(cl_group_field events lag)," \
+            "logs pending $(cl_pending logs) lag $(cl_group_field logs lag)"
+    cl_wait_for "$pid" $((5 * RS_SCALE)) cl_has_lines "$out" events "$n" ||
+        rs_fail "events: $(cl_count_lines "$out" events) of $n handled"
+    stream_ids events
+    stream_ids logs
+    check_once "$out" events logs
+}
+
 rs_cli XGROUP CREATE events workers 0 MKSTREAM >/dev/null
 rs_cli XGROUP CREATE logs workers 0 MKSTREAM >/dev/null
 resp_big "$RS_TMP/big.resp" events "$BIG" 1
@@ -96,14 +111,7 @@ cl_wait_for "$pid" $((10 * RS_SCALE)) fp_field_ge resets 1 ||
 lost="stream=events lost the connection: redis 127.0.0.1:$FP_PORT: XREADGROUP: Connection reset by peer; reconnecting"
 cl_wait_for "$pid" $((5 * RS_SCALE)) grep -qF "$lost" "$err" ||
     rs_fail "no log line for the reset (want: $lost)"
-cl_wait_for "$pid" $((20 * RS_SCALE)) cl_settled events logs ||
-    cl_fail "not settled: events pending $(cl_pending events) lag $(cl_group_field events lag)," \
-        "logs pending $(cl_pending logs) lag $(cl_group_field logs lag)"
-cl_wait_for "$pid" $((5 * RS_SCALE)) cl_has_lines "$out" events "$BIG" ||
-    rs_fail "events: $(cl_count_lines "$out" events) of $BIG handled"
-stream_ids events
-stream_ids logs
-check_once "$out" events logs
+settled_once "$pid" "$out" "$BIG"
 # The entries of the cut reply were delivered by Redis (they were in c1's pending list) and
 # never received: the recovery read them again, so Redis counts a second delivery.
 reread=$(sed -n 's/.*stream=events re-read \([0-9]*\) pending entries of consumer c1.*/\1/p' "$err" | head -n 1)
@@ -129,14 +137,7 @@ cl_wait_for "$pid" $((10 * RS_SCALE)) fp_field_ge resets 2 ||
 acker_lost="acker: acks not sent: redis 127.0.0.1:$FP_PORT: connection lost: Connection reset by peer; sending again"
 cl_wait_for "$pid" $((5 * RS_SCALE)) grep -qF "$acker_lost" "$err" ||
     rs_fail "no log line for the acker's reset (want: $acker_lost)"
-cl_wait_for "$pid" $((20 * RS_SCALE)) cl_settled events logs ||
-    cl_fail "not settled: events pending $(cl_pending events) lag $(cl_group_field events lag)," \
-        "logs pending $(cl_pending logs) lag $(cl_group_field logs lag)"
-cl_wait_for "$pid" $((5 * RS_SCALE)) cl_has_lines "$out" events $((BIG + 200)) ||
-    rs_fail "events: $(cl_count_lines "$out" events) of $((BIG + 200)) handled"
-stream_ids events
-stream_ids logs
-check_once "$out" events logs
+settled_once "$pid" "$out" $((BIG + 200))
 # The acks were sent again; no entry was delivered again.
 rs_assert_eq "$second" "$(cl_handled "$out" | awk '$3 > 1' | wc -l)" "entries with delivery > 1"
 # The readers' connections were not touched this time.
