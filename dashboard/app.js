@@ -179,19 +179,30 @@ async function refresh() {
   if (busy) return;
   busy = true;
   const status = $("status");
-  try {
-    renderStats(await getJSON("api/stats"));
-    renderStreams(await getJSON("streams"));
-    renderProblems(await getJSON("api/problems"));
-    await renderDeadLetters();
+  // Each part on its own: while Redis is away /streams fails, and the overview and the
+  // problems (this process's own numbers) still show why.
+  const failed = [];
+  const parts = [
+    ["stats", async () => renderStats(await getJSON("api/stats"))],
+    ["streams", async () => renderStreams(await getJSON("streams"))],
+    ["problems", async () => renderProblems(await getJSON("api/problems"))],
+    ["dead letters", renderDeadLetters],
+  ];
+  for (const [what, run] of parts) {
+    try {
+      await run();
+    } catch (e) {
+      failed.push(what + ": " + e.message);
+    }
+  }
+  if (failed.length === 0) {
     status.textContent = "updated " + new Date().toLocaleTimeString();
     status.className = "status";
-  } catch (e) {
-    status.textContent = "cannot refresh: " + e.message;
+  } else {
+    status.textContent = "cannot refresh " + failed.join("; ");
     status.className = "status bad";
-  } finally {
-    busy = false;
   }
+  busy = false;
 }
 
 refresh();

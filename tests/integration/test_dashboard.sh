@@ -16,6 +16,10 @@
 #   - /api/problems lists the poison entry's error with its stream; /api/deadletters answers
 #     404 for a stream that is not configured (its own dead-letter stream included);
 #   - no body of the page or its JSON holds the Redis password;
+#   - with Redis gone, /api/stats and /api/problems still answer (redis.ready false) while
+#     /streams and /api/deadletters answer 503;
+#   - with 64 streams, /streams and /api/stats answer within a second and the page shows
+#     every stream's row with the values XINFO reports (the phone-width check included);
 #   - with health.dashboard = false, / and /api/stats are 404 while /healthz still answers.
 # A screenshot (laptop and phone widths) is kept in the test's temp directory.
 
@@ -162,7 +166,10 @@ assert s["replay"].endswith("--replay-dlq payments"), s["replay"]
 assert s["rows"]["payments"]["handler"] == "exec" and s["rows"]["orders"]["ordering"] == "none"
 assert s["problems"] >= 1 and s["redis"] == "connected", s
 PY
-echo "  screenshot: $shot"
+# Kept beside the build too, since $RS_TMP goes away with the test.
+mkdir -p "$RS_BUILD_DIR/test-output"
+cp "$shot" "$RS_BUILD_DIR/test-output/dashboard.png"
+echo "  screenshot: $RS_BUILD_DIR/test-output/dashboard.png"
 rs_pass
 
 rs_case "the JSON endpoints: problems, dead letters, unknown streams, no password"
@@ -192,8 +199,71 @@ hc_expect GET /style.css 200
 hc_assert_no_password
 rs_pass
 
+rs_case "Redis away: /api/stats and /api/problems still answer, saying so; /streams is 503"
+rs_stop_redis
+not_ready() {
+    hc_request GET /api/stats
+    [[ $HC_STATUS == 200 ]] && "$RS_PYTHON" -c '
+import json, sys
+sys.exit(1 if json.load(open(sys.argv[1]))["redis"]["ready"] else 0)' "$HC_BODY"
+}
+cl_wait_for "$pid" $((15 * RS_SCALE)) not_ready || rs_fail "/api/stats never said Redis is away: $(head -c 600 "$HC_BODY")"
+hc_expect GET /api/problems 200
+hc_expect GET /streams 503
+hc_expect GET '/api/deadletters?stream=payments' 503
+rs_assert_file_contains "$HC_BODY" '"error"'
+hc_assert_no_password
+rs_restart_redis
+rs_pass
+
+rs_case "64 streams: every row shows, /streams and /api/stats stay quick"
+cl_stop_consumer "$pid"
+rs_assert_exit 0
+# Its ERROR lines are Redis going away, on purpose; nothing else may be wrong.
+rs_assert_file_lacks "$RS_TMP/consumer.err" "Sanitizer"
+rs_assert_file_lacks "$RS_TMP/consumer.err" "runtime error:"
+rs_assert_file_lacks "$RS_TMP/consumer.err" "$RS_REDIS_PASSWORD"
+many=$RS_TMP/many.conf
+{
+    sed -n '/^redis = /,/^workers = /p' "$conf"
+    echo "streams = ("
+    for ((i = 1; i <= 64; i++)); do
+        printf '  { name = "s%02d"; handler = "discard"; }%s\n' "$i" "$( ((i < 64)) && echo ,)"
+    done
+    echo ");"
+    echo "health = { address = \"127.0.0.1\"; port = $HC_PORT; };"
+} >"$many"
+for ((i = 1; i <= 64; i++)); do printf 'XADD s%02d * n %d\n' "$i" "$i"; done | rs_cli >/dev/null
+cl_spawn_consumer consumer-many "$many"
+pid=$RS_PID
+cl_wait_for "$pid" $((20 * RS_SCALE)) hc_status_is GET /readyz 200 || rs_fail "/readyz never answered 200"
+many_settled() {
+    local i
+    for ((i = 1; i <= 64; i++)); do cl_settled "$(printf 's%02d' "$i")" || return 1; done
+}
+cl_wait_for "$pid" $((20 * RS_SCALE)) many_settled || rs_fail "the 64 streams never settled"
+for path in /streams /api/stats; do
+    hc_expect GET "$path" 200
+    rs_assert_le $((1000 * RS_SCALE)) "$HC_MS" "milliseconds for GET $path with 64 streams"
+done
+"$RS_PYTHON" - "$expect" "$CHROMIUM" $((30000 * RS_SCALE)) <<'PY'
+import json, sys
+out, chromium, deadline = sys.argv[1:4]
+json.dump({"streams": {"s%02d" % i: {"length": 1, "lag": 0, "pending": 0} for i in range(1, 65)},
+           "deadline_ms": int(deadline), "chromium": chromium}, open(out, "w"))
+PY
+if ! timeout $((90 * RS_SCALE)) "$NODE" "$DASH_DIR/check.js" "http://127.0.0.1:$HC_PORT/" \
+    "$expect" "$RS_TMP/dashboard-64.png" >"$seen" 2>"$RS_TMP/check.err"; then
+    cl_fail "the page did not show the 64 streams: $(head -c 2000 "$seen") $(cat "$RS_TMP/check.err")"
+fi
+"$RS_PYTHON" -c 'import json, sys; sys.exit(json.load(open(sys.argv[1]))["row_count"] != 64)' \
+    "$seen" || rs_fail "not 64 rows: $(head -c 600 "$seen")"
+rs_pass
+
 rs_case "health.dashboard = false: / and /api/* are 404"
 cl_stop_consumer "$pid"
+rs_assert_exit 0
+cl_assert_clean_stderr "$RS_TMP/consumer-many.err"
 conf=$(write_conf off false)
 cl_spawn_consumer consumer-off "$conf"
 pid=$RS_PID
@@ -203,5 +273,6 @@ for path in / /app.js /api/stats /api/problems '/api/deadletters?stream=payments
 done
 hc_expect GET /healthz 200
 cl_stop_consumer "$pid"
+rs_assert_exit 0
 cl_assert_clean_stderr "$RS_TMP/consumer-off.err"
 rs_pass
