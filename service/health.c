@@ -380,7 +380,7 @@ static enum MHD_Result serve_stats(rs_health_t *h, struct MHD_Connection *conn)
     if (rs_consumer_snapshot(h->consumer, &m) != 0)
         return respond(conn, 0, NULL, NULL, 0, false, NULL, NULL);
     rs_stats_rate_t *rates = calloc(RS_STATS_RING_SECONDS, sizeof(*rates));
-    char why[2048];
+    char why[2048] = "";
     bool ready = rs_consumer_ready(h->consumer, why, sizeof(why));
     why[strcspn(why, "\n")] = '\0'; /* the first reason is enough for one line */
     char *body = NULL;
