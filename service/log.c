@@ -9,9 +9,10 @@
  *
  * DESIGN: the logger is an object, not a global, because two things about it change while
  * threads run: the level (a reload changes it at once) and the ring of recent problems the
- * dashboard shows (the last RS_LOG_PROBLEMS warnings and errors, copied under the mutex as
- * they are written). The level is a C11 atomic read without the lock, so a
- * disabled debug line costs one relaxed load. The mutex only orders writes to the sink; it is
+ * dashboard shows (the last RS_LOG_PROBLEMS warnings and errors, copied as they are written,
+ * under a mutex of their own so that reading them never waits for a blocked sink). The level
+ * is a C11 atomic read without the lock, so a disabled debug line costs one relaxed load. The
+ * sink's mutex only orders writes to the sink; it is
  * never held across anything that can block for long (a stderr write to a full pipe can
  * block, which stalls other loggers but no lock of any other module).
  */
@@ -35,8 +36,10 @@ struct rs_logger {
     _Atomic int level;
     bool journal; /* stderr goes to journald: syslog prefixes, no timestamps */
     pthread_mutex_t lock;
-    /* The recent problems, a ring guarded by lock: the next slot to write is
-     * nproblems % RS_LOG_PROBLEMS. */
+    /* The recent problems, a ring guarded by problems_lock (a leaf, never held while writing
+     * to the sink, so reading the ring never waits for a blocked stderr): the next slot to
+     * write is nproblems % RS_LOG_PROBLEMS. */
+    pthread_mutex_t problems_lock;
     rs_log_problem_t problems[RS_LOG_PROBLEMS];
     uint64_t nproblems;
 };
@@ -56,6 +59,7 @@ rs_logger_t *rs_logger_new(FILE *sink, rs_log_level_t level)
     /* systemd sets JOURNAL_STREAM when stdout/stderr are connected to the journal. */
     lg->journal = getenv("JOURNAL_STREAM") != NULL;
     pthread_mutex_init(&lg->lock, NULL);
+    pthread_mutex_init(&lg->problems_lock, NULL);
     return lg;
 }
 
@@ -64,6 +68,7 @@ void rs_logger_free(rs_logger_t *lg)
     if (lg == NULL)
         return;
     pthread_mutex_destroy(&lg->lock);
+    pthread_mutex_destroy(&lg->problems_lock);
     free(lg);
 }
 
@@ -129,11 +134,11 @@ size_t rs_logger_problems(rs_logger_t *lg, rs_log_problem_t *out, size_t max)
 {
     if (lg == NULL)
         return 0;
-    pthread_mutex_lock(&lg->lock);
+    pthread_mutex_lock(&lg->problems_lock);
     size_t n = 0;
     for (uint64_t i = lg->nproblems; i > 0 && n < max && n < RS_LOG_PROBLEMS; i--)
         out[n++] = lg->problems[(i - 1) % RS_LOG_PROBLEMS];
-    pthread_mutex_unlock(&lg->lock);
+    pthread_mutex_unlock(&lg->problems_lock);
     return n;
 }
 
@@ -168,11 +173,13 @@ void rs_log(rs_logger_t *lg, rs_log_level_t level, const char *module, const cha
     size_t size = (size_t)len < sizeof(line) ? (size_t)len : sizeof(line) - 1;
 
     FILE *sink = lg != NULL ? lg->sink : stderr;
-    if (lg != NULL) {
-        pthread_mutex_lock(&lg->lock);
-        if (level <= RS_LOG_WARN)
-            fill_problem(&lg->problems[lg->nproblems++ % RS_LOG_PROBLEMS], level, module, msg);
+    if (lg != NULL && level <= RS_LOG_WARN) {
+        pthread_mutex_lock(&lg->problems_lock);
+        fill_problem(&lg->problems[lg->nproblems++ % RS_LOG_PROBLEMS], level, module, msg);
+        pthread_mutex_unlock(&lg->problems_lock);
     }
+    if (lg != NULL)
+        pthread_mutex_lock(&lg->lock);
     (void)fwrite(line, 1, size, sink);
     (void)fflush(sink);
     if (lg != NULL)

@@ -62,7 +62,8 @@ void rs_log(rs_logger_t *lg, rs_log_level_t level, const char *module, const cha
 
 /* Copies the most recent warnings and errors the logger wrote (at most RS_LOG_PROBLEMS, and at
  * most `max`) into `out`, newest first. Returns how many. Lines below the logger's level were
- * never written and are not kept. Any thread; takes the logger's lock briefly. */
+ * never written and are not kept. Any thread; takes the ring's own lock briefly (never waits
+ * for a write to the sink). */
 size_t rs_logger_problems(rs_logger_t *lg, rs_log_problem_t *out, size_t max);
 
 /* Parses "error", "warn", "info" or "debug". Returns 0, or -1 for any other text. */
