@@ -2199,7 +2199,8 @@ void rs_config_print_summary(const rs_config_t *cfg, FILE *out)
     }
     fprintf(out, "health:   ");
     print_addr(out, cfg->health.address, cfg->health.port);
-    fprintf(out, ", liveness timeout %d ms\n", cfg->health.liveness_timeout_ms);
+    fprintf(out, ", liveness timeout %d ms, dashboard %s\n", cfg->health.liveness_timeout_ms,
+            cfg->health.dashboard ? "on" : "off");
     fprintf(out, "tracing:  %s, endpoint ", cfg->tracing.enabled ? "enabled" : "disabled");
     print_url_redacted(out, cfg->tracing.endpoint); /* a collector may take user:password@ */
     fprintf(out, ", service %s, sample ratio %g\n", cfg->tracing.service_name,
