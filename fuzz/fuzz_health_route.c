@@ -3,7 +3,7 @@
  *
  *   1. the pure decision, rs_health_route(), on the first two words of the input's first
  *      line, checked against the contract in health.h (405 for any method but GET and HEAD,
- *      then an exact match of the four paths, else 404);
+ *      then an exact match of the endpoints' paths, the dashboard's included, else 404);
  *   2. the real access handler: the input, as raw bytes, is parsed by libmicrohttpd and
  *      reaches health.c's handle_request() and the endpoints behind it, for a server object
  *      made by rs_health_new() in front of a consumer that was built but never started,
@@ -24,7 +24,9 @@
  * when the input begins with a plain request line ("METHOD /path HTTP/1.x") and the answer
  * is not libmicrohttpd's own refusal of a malformed request (400, 413, 414, 431, 501, 505),
  * its status is the route's: /healthz 503 and /readyz 503 (the consumer is "starting"),
- * /streams 503 (Redis refuses), /metrics 200, else 404 or 405.
+ * /streams 503 (Redis refuses), /metrics 200, the dashboard's /, /api/stats and
+ * /api/problems 200 (health.dashboard is on by default), /api/deadletters 400 (a plain
+ * request line has no query, so no stream), else 404 or 405.
  */
 
 #include "health.c" /* NOLINT: deliberate, see above */
@@ -128,14 +130,19 @@ static size_t take_until(const char *in, size_t len, const char *stops, char *ou
 /* Part 1: the pure decision against the contract. */
 static rs_health_route_t check_route(const char *method, const char *url)
 {
-    static const char *const paths[] = {"/healthz", "/readyz", "/streams", "/metrics"};
-    static const rs_health_route_t routes[] = {RS_HEALTH_ROUTE_HEALTHZ, RS_HEALTH_ROUTE_READYZ,
-                                               RS_HEALTH_ROUTE_STREAMS, RS_HEALTH_ROUTE_METRICS};
+    static const char *const paths[] = {
+        "/healthz", "/readyz",    "/streams",   "/metrics",      "/",
+        "/app.js",  "/style.css", "/api/stats", "/api/problems", "/api/deadletters"};
+    static const rs_health_route_t routes[] = {
+        RS_HEALTH_ROUTE_HEALTHZ,        RS_HEALTH_ROUTE_READYZ,    RS_HEALTH_ROUTE_STREAMS,
+        RS_HEALTH_ROUTE_METRICS,        RS_HEALTH_ROUTE_DASHBOARD, RS_HEALTH_ROUTE_DASHBOARD,
+        RS_HEALTH_ROUTE_DASHBOARD,      RS_HEALTH_ROUTE_API_STATS, RS_HEALTH_ROUTE_API_PROBLEMS,
+        RS_HEALTH_ROUTE_API_DEADLETTERS};
     rs_health_route_t route = rs_health_route(method, url);
     bool allowed = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
     rs_health_route_t want =
         allowed ? RS_HEALTH_ROUTE_NOT_FOUND : RS_HEALTH_ROUTE_METHOD_NOT_ALLOWED;
-    for (size_t i = 0; allowed && i < 4; i++)
+    for (size_t i = 0; allowed && i < sizeof(paths) / sizeof(paths[0]); i++)
         if (strcmp(url, paths[i]) == 0)
             want = routes[i];
     FUZZ_CHECK(route == want, "'%s' '%s' routed to %d, not %d", method, url, (int)route, (int)want);
@@ -235,7 +242,12 @@ static int expected_status(rs_health_route_t route)
     case RS_HEALTH_ROUTE_STREAMS:
         return 503;
     case RS_HEALTH_ROUTE_METRICS:
+    case RS_HEALTH_ROUTE_DASHBOARD:
+    case RS_HEALTH_ROUTE_API_STATS:
+    case RS_HEALTH_ROUTE_API_PROBLEMS:
         return 200;
+    case RS_HEALTH_ROUTE_API_DEADLETTERS:
+        return 400;
     case RS_HEALTH_ROUTE_NOT_FOUND:
         return 404;
     case RS_HEALTH_ROUTE_METHOD_NOT_ALLOWED:

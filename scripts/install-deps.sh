@@ -22,6 +22,9 @@ packages=(
   valgrind
   # clang and libFuzzer's runtime: scripts/fuzz.sh (the harnesses of fuzz/).
   clang libclang-rt-14-dev
+  # Debian's Chromium, driven headless by tests/integration/test_dashboard.sh (through
+  # playwright-core from npm, tests/dashboard/).
+  chromium
 )
 
 # Node and npm run the OTLP receiver of tests/integration/test_tracing.sh (it checks span

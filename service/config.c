@@ -269,6 +269,7 @@ static rs_config_t *config_defaults(void)
     cfg->health.address = strdup("127.0.0.1");
     cfg->health.port = 8083;
     cfg->health.liveness_timeout_ms = 30000;
+    cfg->health.dashboard = true;
 
     cfg->tracing.enabled = false;
     cfg->tracing.endpoint = strdup("http://127.0.0.1:4318/v1/traces");
@@ -832,6 +833,7 @@ static const key_spec_t health_keys[] = {
     K_STRING("address", rs_config_t, health.address, KEY_NONEMPTY, NULL),
     K_INT("port", rs_config_t, health.port, 1, 65535),
     K_INT("liveness_timeout_ms", rs_config_t, health.liveness_timeout_ms, 1000, 3600000),
+    K_OTHER("dashboard", KEY_BOOL, rs_config_t, health.dashboard),
 };
 
 static const key_spec_t tracing_keys[] = {
@@ -2197,7 +2199,8 @@ void rs_config_print_summary(const rs_config_t *cfg, FILE *out)
     }
     fprintf(out, "health:   ");
     print_addr(out, cfg->health.address, cfg->health.port);
-    fprintf(out, ", liveness timeout %d ms\n", cfg->health.liveness_timeout_ms);
+    fprintf(out, ", liveness timeout %d ms, dashboard %s\n", cfg->health.liveness_timeout_ms,
+            cfg->health.dashboard ? "on" : "off");
     fprintf(out, "tracing:  %s, endpoint ", cfg->tracing.enabled ? "enabled" : "disabled");
     print_url_redacted(out, cfg->tracing.endpoint); /* a collector may take user:password@ */
     fprintf(out, ", service %s, sample ratio %g\n", cfg->tracing.service_name,

@@ -135,6 +135,7 @@ typedef struct {
         int port;                /* 1..65535 */
         int liveness_timeout_ms; /* 1000..3600000, at least twice group.block_ms: /healthz
                                   * fails when a reader has not completed a read for longer */
+        bool dashboard;          /* serve the browser dashboard at / and /api/... (default) */
     } health;
 
     struct {

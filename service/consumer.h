@@ -14,7 +14,8 @@
  * | rs-retry        | XCLAIM failed entries after backoff  | rs_retry_t   | flag + broadcast    |
  * | rs-acker        | batched XACK, dead letters           | rs_acker_t   | flag, after flush   |
  * | MHD-worker (3)  | HTTP: /healthz /readyz /streams ...  | rs_health_t  | MHD_stop_daemon()   |
- * | rs-http-reaper  | closes HTTP requests over time limit | rs_health_t  | flag + broadcast    |
+ * | rs-http-reaper  | closes HTTP requests over time limit;| rs_health_t  | flag + broadcast    |
+ * |                 | samples the dashboard's stats ring   |              |                     |
  * | rs-trace        | OTLP export of buffered spans        | exporter     | flag + deadline     |
  *
  * The MHD-worker threads are libmicrohttpd's (it names them); they read atomics of this

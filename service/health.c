@@ -49,8 +49,10 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "dashboard.h"
 #include "metrics.h"
 #include "redis_conn.h"
+#include "stats_ring.h"
 #include "stream_info.h"
 #include "version.h"
 
@@ -74,6 +76,11 @@
 
 static const char text_plain[] = "text/plain; charset=utf-8";
 static const char application_json[] = "application/json";
+/* Sent with every response: only this server's own page, scripts, styles and JSON may load;
+ * no inline script, no frame, no form. */
+static const char content_security_policy[] =
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 typedef struct {
     int fd;           /* duplicate of the connection's socket; -1 when the slot is free */
@@ -98,6 +105,7 @@ struct rs_health {
     conn_slot_t slots[MAX_CONNECTIONS]; /* guarded by lock */
     pthread_t reaper;
     bool reaper_started;
+    rs_stats_ring_t *stats; /* written by the reaper once a second; read by requests */
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -176,13 +184,17 @@ static void read_process(const rs_health_t *h, rs_metrics_t *m)
  * 0 with `info` filled (caller clears it), -1 with a message in `err` (Redis unreachable, or it
  * refused; the message never holds the password), or 1 when HTTP_THREADS - 1 requests are
  * asking Redis already. Blocks up to REDIS_TIMEOUT_MS for the connection and per reply. */
-static int ask_redis(rs_health_t *h, const rs_metrics_t *m, bool consumers, rs_streams_info_t *info,
-                     char *err, size_t errlen)
+/* Opens this request's own Redis connection, counted in redis_active. Returns it connected
+ * (release with close_redis()), or NULL with `*busy` telling whether HTTP_THREADS - 1 requests
+ * are asking Redis already (1) or it could not be reached (0), and a message in `err`. */
+static rs_redis_t *open_redis(rs_health_t *h, int *busy, char *err, size_t errlen)
 {
+    *busy = 0;
     if (atomic_fetch_add(&h->redis_active, 1) >= HTTP_THREADS - 1) {
         atomic_fetch_sub(&h->redis_active, 1);
         snprintf(err, errlen, "busy: other requests are asking Redis; retry in a second");
-        return 1;
+        *busy = 1;
+        return NULL;
     }
     /* Not rs_redis_new_from_config(): the connect timeout is capped too, not only replies. */
     const rs_config_t *cfg = h->cfg;
@@ -198,13 +210,33 @@ static int ask_redis(rs_health_t *h, const rs_metrics_t *m, bool consumers, rs_s
         .command_timeout_ms = REDIS_TIMEOUT_MS,
         .client_name = "http",
     };
-    int rc = -1;
     rs_redis_t *r = rs_redis_new(&opts, h->log);
     if (r == NULL)
         snprintf(err, errlen, "out of memory");
     else if (rs_redis_connect(r) != RS_REDIS_OK)
         snprintf(err, errlen, "%s", rs_redis_errstr(r));
-    else {
+    else
+        return r;
+    rs_redis_free(r);
+    atomic_fetch_sub(&h->redis_active, 1);
+    return NULL;
+}
+
+static void close_redis(rs_health_t *h, rs_redis_t *r)
+{
+    rs_redis_free(r);
+    atomic_fetch_sub(&h->redis_active, 1);
+}
+
+static int ask_redis(rs_health_t *h, const rs_metrics_t *m, bool consumers, rs_streams_info_t *info,
+                     char *err, size_t errlen)
+{
+    int busy;
+    rs_redis_t *r = open_redis(h, &busy, err, errlen);
+    if (r == NULL)
+        return busy ? 1 : -1;
+    int rc = -1;
+    {
         const char **names = calloc(m->nstreams > 0 ? m->nstreams : 1, sizeof(*names));
         if (names == NULL) {
             snprintf(err, errlen, "out of memory");
@@ -215,8 +247,7 @@ static int ask_redis(rs_health_t *h, const rs_metrics_t *m, bool consumers, rs_s
             free(names);
         }
     }
-    rs_redis_free(r);
-    atomic_fetch_sub(&h->redis_active, 1);
+    close_redis(h, r);
     return rc;
 }
 
@@ -247,6 +278,9 @@ static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, con
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_X_CONTENT_TYPE_OPTIONS, "nosniff");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_SECURITY_POLICY, content_security_policy);
+    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
     if (header != NULL)
         MHD_add_response_header(resp, header, value);
     enum MHD_Result rc = MHD_queue_response(conn, status, resp);
@@ -312,6 +346,120 @@ static enum MHD_Result serve_snapshot(rs_health_t *h, struct MHD_Connection *con
     return rc;
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* The dashboard.                                                                              */
+
+/* The consumer's handled and failed totals over every configured stream, into the ring at
+ * this monotonic second. Reaper thread. */
+static void sample_stats(rs_health_t *h)
+{
+    rs_metrics_t m = {0};
+    if (rs_consumer_snapshot(h->consumer, &m) != 0)
+        return;
+    uint64_t handled = 0, failed = 0;
+    for (size_t i = 0; i < m.nstreams; i++) {
+        handled += m.streams[i].succeeded;
+        failed += m.streams[i].failed;
+    }
+    rs_consumer_snapshot_clear(&m);
+    rs_stats_ring_record(h->stats, rs_clock_monotonic_ns() / 1000000000, handled, failed);
+}
+
+static enum MHD_Result serve_asset(struct MHD_Connection *conn, const char *url)
+{
+    const rs_dashboard_asset_t *a = rs_dashboard_asset(url);
+    if (a == NULL)
+        return respond_text(conn, MHD_HTTP_NOT_FOUND, "not found\n");
+    return respond(conn, MHD_HTTP_OK, a->content_type, (char *)(uintptr_t)a->data, a->len, false,
+                   NULL, NULL);
+}
+
+static enum MHD_Result serve_stats(rs_health_t *h, struct MHD_Connection *conn)
+{
+    rs_metrics_t m = {.version = RS_VERSION};
+    if (rs_consumer_snapshot(h->consumer, &m) != 0)
+        return respond(conn, 0, NULL, NULL, 0, false, NULL, NULL);
+    rs_stats_rate_t *rates = calloc(RS_STATS_RING_SECONDS, sizeof(*rates));
+    char why[2048] = "";
+    bool ready = rs_consumer_ready(h->consumer, why, sizeof(why));
+    why[strcspn(why, "\n")] = '\0'; /* the first reason is enough for one line */
+    char *body = NULL;
+    size_t len = 0;
+    if (rates != NULL) {
+        rs_stats_ring_rates(h->stats, rs_clock_monotonic_ns() / 1000000000, rates);
+        rs_dashboard_stats_t s = {
+            .m = &m,
+            .uptime_s = (double)rs_clock_realtime_ns() / 1e9 - h->start_time_s,
+            .redis_ready = ready,
+            .redis_state = ready ? "connected" : why,
+            .rates = rates,
+        };
+        body = rs_dashboard_stats_json(&s, &len);
+    }
+    free(rates);
+    rs_consumer_snapshot_clear(&m);
+    return respond(conn, MHD_HTTP_OK, application_json, body, len, true, NULL, NULL);
+}
+
+static enum MHD_Result serve_problems(rs_health_t *h, struct MHD_Connection *conn)
+{
+    rs_log_problem_t *p = calloc(RS_LOG_PROBLEMS, sizeof(*p));
+    char *body = NULL;
+    size_t len = 0;
+    if (p != NULL)
+        body = rs_dashboard_problems_json(p, rs_logger_problems(h->log, p, RS_LOG_PROBLEMS), &len);
+    free(p);
+    return respond(conn, MHD_HTTP_OK, application_json, body, len, true, NULL, NULL);
+}
+
+static enum MHD_Result respond_error_json(struct MHD_Connection *conn, unsigned status,
+                                          const char *message, bool retry)
+{
+    size_t len = 0;
+    char *body = rs_metrics_error_json(message, &len);
+    return respond(conn, status, application_json, body, len, true,
+                   retry ? MHD_HTTP_HEADER_RETRY_AFTER : NULL, "1");
+}
+
+/* /api/deadletters?stream=NAME: only a configured stream's dead-letter stream is read. */
+static enum MHD_Result serve_dead_letters(rs_health_t *h, struct MHD_Connection *conn)
+{
+    const char *stream = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "stream");
+    if (stream == NULL || stream[0] == '\0')
+        return respond_error_json(conn, MHD_HTTP_BAD_REQUEST,
+                                  "missing the stream: use /api/deadletters?stream=NAME", false);
+    rs_metrics_t m = {.version = RS_VERSION};
+    if (rs_consumer_snapshot(h->consumer, &m) != 0)
+        return respond(conn, 0, NULL, NULL, 0, false, NULL, NULL);
+    bool configured = false;
+    for (size_t i = 0; i < m.nstreams && !configured; i++)
+        configured = strcmp(m.streams[i].name, stream) == 0;
+    rs_consumer_snapshot_clear(&m);
+    if (!configured)
+        return respond_error_json(conn, MHD_HTTP_NOT_FOUND, "no such stream is configured", false);
+
+    char dlq[1024], err[512];
+    snprintf(dlq, sizeof(dlq), "%s%s", stream, h->cfg->group.dead_letter_suffix);
+    int busy;
+    rs_redis_t *r = open_redis(h, &busy, err, sizeof(err));
+    rs_info_entries_t e = {0};
+    if (r != NULL) {
+        int rc = rs_stream_info_recent(r, dlq, RS_DASHBOARD_DEAD_LETTERS, RS_DASHBOARD_FIELD_MAX,
+                                       &e, err, sizeof(err));
+        close_redis(h, r);
+        if (rc != 0)
+            r = NULL;
+    }
+    if (r == NULL) {
+        rs_log(h->log, RS_LOG_DEBUG, LOG_MODULE, "GET /api/deadletters: %s", err);
+        return respond_error_json(conn, MHD_HTTP_SERVICE_UNAVAILABLE, err, busy != 0);
+    }
+    size_t len = 0;
+    char *body = rs_dashboard_dead_letters_json(stream, dlq, &e, h->cfg->path, &len);
+    rs_info_entries_clear(&e);
+    return respond(conn, MHD_HTTP_OK, application_json, body, len, true, NULL, NULL);
+}
+
 rs_health_route_t rs_health_route(const char *method, const char *url)
 {
     static const struct {
@@ -322,6 +470,12 @@ rs_health_route_t rs_health_route(const char *method, const char *url)
         {"/readyz", RS_HEALTH_ROUTE_READYZ},
         {"/streams", RS_HEALTH_ROUTE_STREAMS},
         {"/metrics", RS_HEALTH_ROUTE_METRICS},
+        {"/", RS_HEALTH_ROUTE_DASHBOARD},
+        {"/app.js", RS_HEALTH_ROUTE_DASHBOARD},
+        {"/style.css", RS_HEALTH_ROUTE_DASHBOARD},
+        {"/api/stats", RS_HEALTH_ROUTE_API_STATS},
+        {"/api/problems", RS_HEALTH_ROUTE_API_PROBLEMS},
+        {"/api/deadletters", RS_HEALTH_ROUTE_API_DEADLETTERS},
     };
 
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
@@ -364,6 +518,7 @@ static enum MHD_Result handle_request(void *cls, struct MHD_Connection *conn, co
         return MHD_YES;
     }
     /* HEAD gets the same status and headers as GET; libmicrohttpd leaves the body out. */
+    bool dashboard = h->cfg->health.dashboard;
     switch (route) {
     case RS_HEALTH_ROUTE_HEALTHZ:
         return serve_healthz(h, conn);
@@ -373,6 +528,22 @@ static enum MHD_Result handle_request(void *cls, struct MHD_Connection *conn, co
         return serve_snapshot(h, conn, false);
     case RS_HEALTH_ROUTE_METRICS:
         return serve_snapshot(h, conn, true);
+    case RS_HEALTH_ROUTE_DASHBOARD:
+        if (dashboard)
+            return serve_asset(conn, url);
+        break;
+    case RS_HEALTH_ROUTE_API_STATS:
+        if (dashboard)
+            return serve_stats(h, conn);
+        break;
+    case RS_HEALTH_ROUTE_API_PROBLEMS:
+        if (dashboard)
+            return serve_problems(h, conn);
+        break;
+    case RS_HEALTH_ROUTE_API_DEADLETTERS:
+        if (dashboard)
+            return serve_dead_letters(h, conn);
+        break;
     case RS_HEALTH_ROUTE_NOT_FOUND:
     case RS_HEALTH_ROUTE_METHOD_NOT_ALLOWED:
         break;
@@ -440,7 +611,9 @@ static void *reaper_main(void *arg)
 {
     rs_health_t *h = arg;
     for (;;) {
-        int64_t wake = rs_clock_monotonic_ns() + (int64_t)REAPER_INTERVAL_MS * 1000000;
+        /* At the next whole interval (second), so each second of the stats ring gets a sample. */
+        const int64_t interval = (int64_t)REAPER_INTERVAL_MS * 1000000;
+        int64_t wake = (rs_clock_monotonic_ns() / interval + 1) * interval;
         struct timespec ts = rs_clock_timespec(wake);
         unsigned closed = 0;
         pthread_mutex_lock(&h->lock);
@@ -459,6 +632,8 @@ static void *reaper_main(void *arg)
         pthread_mutex_unlock(&h->lock);
         if (stop)
             return NULL;
+        if (h->cfg->health.dashboard)
+            sample_stats(h);
         /* At most one line per interval, however many clients misbehave. */
         if (closed > 0)
             rs_log(h->log, RS_LOG_INFO, LOG_MODULE,
@@ -554,6 +729,12 @@ rs_health_t *rs_health_new(const rs_config_t *cfg, rs_consumer_t *c, rs_logger_t
         h->start_time_s = (double)rs_clock_realtime_ns() / 1e9; /* close enough */
     pthread_mutex_init(&h->lock, NULL);
     rs_clock_cond_init(&h->cond);
+    h->stats = rs_stats_ring_new();
+    if (h->stats == NULL) {
+        snprintf(err, errlen, "health server: out of memory");
+        rs_health_free(h);
+        return NULL;
+    }
     if (listen_on(h, err, errlen) != 0) {
         rs_health_free(h);
         return NULL;
@@ -592,8 +773,14 @@ int rs_health_start(rs_health_t *h, char *err, size_t errlen)
         return -1;
     }
     h->listen_fd = -1; /* libmicrohttpd's now; MHD_stop_daemon() closes it */
-    rs_log(h->log, RS_LOG_INFO, LOG_MODULE,
-           "serving /healthz, /readyz, /streams and /metrics on http://%s", h->addr);
+    if (h->cfg->health.dashboard)
+        rs_log(h->log, RS_LOG_INFO, LOG_MODULE,
+               "serving /healthz, /readyz, /streams and /metrics on http://%s, and the dashboard "
+               "at http://%s/",
+               h->addr, h->addr);
+    else
+        rs_log(h->log, RS_LOG_INFO, LOG_MODULE,
+               "serving /healthz, /readyz, /streams and /metrics on http://%s", h->addr);
     return 0;
 }
 
@@ -625,5 +812,6 @@ void rs_health_free(rs_health_t *h)
             close(h->slots[i].fd); /* none once libmicrohttpd has stopped; defensive */
     pthread_cond_destroy(&h->cond);
     pthread_mutex_destroy(&h->lock);
+    rs_stats_ring_free(h->stats);
     free(h);
 }

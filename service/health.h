@@ -11,6 +11,14 @@
  *                 this process's counters; 503 with {"error": ...} when Redis cannot be asked
  *   GET /metrics  Prometheus text format 0.0.4
  *
+ * and, unless health.dashboard is false (then they are 404), the browser dashboard:
+ *
+ *   GET /, /app.js, /style.css   the page, embedded in the binary (dashboard/)
+ *   GET /api/stats               overview, totals and the last 10 minutes' rates (JSON)
+ *   GET /api/problems            the last warnings and errors logged (JSON)
+ *   GET /api/deadletters?stream=NAME  a configured stream's last dead letters (JSON; 404
+ *                                for a stream that is not configured)
+ *
  * HEAD works wherever GET does; any other method gets 405 with an Allow header, any other
  * path 404. README.md documents the bodies.
  *
@@ -30,20 +38,25 @@
 
 typedef struct rs_health rs_health_t;
 
-/* Where a request goes: one of the four endpoints, or the error it gets. */
+/* Where a request goes: one of the endpoints, or the error it gets. */
 typedef enum {
     RS_HEALTH_ROUTE_HEALTHZ,
     RS_HEALTH_ROUTE_READYZ,
     RS_HEALTH_ROUTE_STREAMS,
     RS_HEALTH_ROUTE_METRICS,
+    RS_HEALTH_ROUTE_DASHBOARD,          /* /, /app.js, /style.css */
+    RS_HEALTH_ROUTE_API_STATS,          /* /api/stats */
+    RS_HEALTH_ROUTE_API_PROBLEMS,       /* /api/problems */
+    RS_HEALTH_ROUTE_API_DEADLETTERS,    /* /api/deadletters */
     RS_HEALTH_ROUTE_NOT_FOUND,          /* 404 */
     RS_HEALTH_ROUTE_METHOD_NOT_ALLOWED, /* 405, with Allow: GET, HEAD */
 } rs_health_route_t;
 
 /* The server's routing decision for a request's `method` and `url` (as libmicrohttpd passes
  * them: the path, percent-decoded, without the query string): any method but GET and HEAD is
- * 405 whatever the path; otherwise each of the four paths, matched exactly, is its endpoint,
- * and anything else 404. Pure; any thread. */
+ * 405 whatever the path; otherwise each endpoint's path, matched exactly, is its endpoint,
+ * and anything else 404 (the dashboard's routes are returned whether or not it is enabled;
+ * the server answers 404 for them when it is not). Pure; any thread. */
 rs_health_route_t rs_health_route(const char *method, const char *url);
 
 /* Creates the server for consumer `c` and binds and listens on health.address:health.port,

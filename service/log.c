@@ -8,9 +8,11 @@
  * must not be able to forge a log line).
  *
  * DESIGN: the logger is an object, not a global, because two things about it change while
- * threads run: the level (a reload changes it at once) and, later, the ring of recent
- * problems the dashboard shows. The level is a C11 atomic read without the lock, so a
- * disabled debug line costs one relaxed load. The mutex only orders writes to the sink; it is
+ * threads run: the level (a reload changes it at once) and the ring of recent problems the
+ * dashboard shows (the last RS_LOG_PROBLEMS warnings and errors, copied as they are written,
+ * under a mutex of their own so that reading them never waits for a blocked sink). The level
+ * is a C11 atomic read without the lock, so a disabled debug line costs one relaxed load. The
+ * sink's mutex only orders writes to the sink; it is
  * never held across anything that can block for long (a stderr write to a full pipe can
  * block, which stalls other loggers but no lock of any other module).
  */
@@ -20,6 +22,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,6 +36,12 @@ struct rs_logger {
     _Atomic int level;
     bool journal; /* stderr goes to journald: syslog prefixes, no timestamps */
     pthread_mutex_t lock;
+    /* The recent problems, a ring guarded by problems_lock (a leaf, never held while writing
+     * to the sink, so reading the ring never waits for a blocked stderr): the next slot to
+     * write is nproblems % RS_LOG_PROBLEMS. */
+    pthread_mutex_t problems_lock;
+    rs_log_problem_t problems[RS_LOG_PROBLEMS];
+    uint64_t nproblems;
 };
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
@@ -50,6 +59,7 @@ rs_logger_t *rs_logger_new(FILE *sink, rs_log_level_t level)
     /* systemd sets JOURNAL_STREAM when stdout/stderr are connected to the journal. */
     lg->journal = getenv("JOURNAL_STREAM") != NULL;
     pthread_mutex_init(&lg->lock, NULL);
+    pthread_mutex_init(&lg->problems_lock, NULL);
     return lg;
 }
 
@@ -58,6 +68,7 @@ void rs_logger_free(rs_logger_t *lg)
     if (lg == NULL)
         return;
     pthread_mutex_destroy(&lg->lock);
+    pthread_mutex_destroy(&lg->problems_lock);
     free(lg);
 }
 
@@ -85,6 +96,50 @@ static void flatten_line(char *s)
         if (*s == '\n' || *s == '\r')
             *s = ' ';
     }
+}
+
+/* Copies at most dstlen - 1 bytes of `src` (n bytes), NUL-terminated, never cutting a UTF-8
+ * sequence in two. */
+static void copy_cut(char *dst, size_t dstlen, const char *src, size_t n)
+{
+    if (n > dstlen - 1) {
+        n = dstlen - 1;
+        while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80)
+            n--; /* src[n] continues a sequence: cut before the sequence's start */
+    }
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+/* Fills `p` from a warning or error: its stream is the value of the first "stream=" that
+ * starts a word, up to the next space. */
+static void fill_problem(rs_log_problem_t *p, rs_log_level_t level, const char *module,
+                         const char *msg)
+{
+    p->time_ns = rs_clock_realtime_ns();
+    p->level = level;
+    copy_cut(p->module, sizeof(p->module), module, strlen(module));
+    copy_cut(p->message, sizeof(p->message), msg, strlen(msg));
+    p->stream[0] = '\0';
+    for (const char *at = strstr(msg, "stream="); at != NULL; at = strstr(at + 1, "stream=")) {
+        if (at != msg && at[-1] != ' ')
+            continue;
+        const char *v = at + strlen("stream=");
+        copy_cut(p->stream, sizeof(p->stream), v, strcspn(v, " "));
+        break;
+    }
+}
+
+size_t rs_logger_problems(rs_logger_t *lg, rs_log_problem_t *out, size_t max)
+{
+    if (lg == NULL)
+        return 0;
+    pthread_mutex_lock(&lg->problems_lock);
+    size_t n = 0;
+    for (uint64_t i = lg->nproblems; i > 0 && n < max && n < RS_LOG_PROBLEMS; i--)
+        out[n++] = lg->problems[(i - 1) % RS_LOG_PROBLEMS];
+    pthread_mutex_unlock(&lg->problems_lock);
+    return n;
 }
 
 void rs_log(rs_logger_t *lg, rs_log_level_t level, const char *module, const char *fmt, ...)
@@ -118,6 +173,11 @@ void rs_log(rs_logger_t *lg, rs_log_level_t level, const char *module, const cha
     size_t size = (size_t)len < sizeof(line) ? (size_t)len : sizeof(line) - 1;
 
     FILE *sink = lg != NULL ? lg->sink : stderr;
+    if (lg != NULL && level <= RS_LOG_WARN) {
+        pthread_mutex_lock(&lg->problems_lock);
+        fill_problem(&lg->problems[lg->nproblems++ % RS_LOG_PROBLEMS], level, module, msg);
+        pthread_mutex_unlock(&lg->problems_lock);
+    }
     if (lg != NULL)
         pthread_mutex_lock(&lg->lock);
     (void)fwrite(line, 1, size, sink);

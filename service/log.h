@@ -12,6 +12,7 @@
  */
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 typedef enum {
@@ -22,6 +23,18 @@ typedef enum {
 } rs_log_level_t;
 
 typedef struct rs_logger rs_logger_t;
+
+/* How many recent problems (warnings and errors) a logger keeps for the dashboard. */
+#define RS_LOG_PROBLEMS 50
+
+/* One warning or error as it was logged, for the dashboard's "recent problems". */
+typedef struct {
+    int64_t time_ns;      /* CLOCK_REALTIME when it was logged */
+    rs_log_level_t level; /* RS_LOG_ERROR or RS_LOG_WARN */
+    char module[16];      /* "worker", "reader"... (cut to fit) */
+    char stream[128];     /* the message's "stream=NAME" (cut to fit), or "" */
+    char message[512];    /* the text, one line, cut to fit */
+} rs_log_problem_t;
 
 /* Creates a logger writing to `sink` (borrowed for the logger's lifetime; normally stderr)
  * at `level`. Returns NULL only when out of memory. Caller frees with rs_logger_free(). */
@@ -46,6 +59,12 @@ bool rs_log_enabled(const rs_logger_t *lg, rs_log_level_t level);
  * visibly (a failed write to the sink is ignored). A NULL logger writes to stderr at info. */
 void rs_log(rs_logger_t *lg, rs_log_level_t level, const char *module, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* Copies the most recent warnings and errors the logger wrote (at most RS_LOG_PROBLEMS, and at
+ * most `max`) into `out`, newest first. Returns how many. Lines below the logger's level were
+ * never written and are not kept. Any thread; takes the ring's own lock briefly (never waits
+ * for a write to the sink). */
+size_t rs_logger_problems(rs_logger_t *lg, rs_log_problem_t *out, size_t max);
 
 /* Parses "error", "warn", "info" or "debug". Returns 0, or -1 for any other text. */
 int rs_log_level_parse(const char *text, rs_log_level_t *out);

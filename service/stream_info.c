@@ -283,3 +283,98 @@ void rs_streams_info_clear(rs_streams_info_t *info)
     free(info->streams);
     memset(info, 0, sizeof(*info));
 }
+
+/* Copies at most `max` bytes of a string reply; sets *cut when it had more. Returns -1 when out
+ * of memory. */
+static int copy_cut(rs_info_string_t *dst, const redisReply *src, size_t max, bool *cut)
+{
+    redisReply shorter = *src;
+    if (shorter.len > max) {
+        shorter.len = max;
+        *cut = true;
+    }
+    return copy_string(dst, &shorter);
+}
+
+int rs_stream_info_recent(rs_redis_t *redis, const char *key, size_t count, size_t max,
+                          rs_info_entries_t *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    char countbuf[32];
+    snprintf(countbuf, sizeof(countbuf), "%zu", count);
+    const char *argv[] = {"XREVRANGE", key, "+", "-", "COUNT", countbuf};
+    size_t argvlen[] = {9, strlen(key), 1, 1, 5, strlen(countbuf)};
+    redisReply *reply = rs_redis_command_argv(redis, 6, argv, argvlen);
+    if (reply == NULL)
+        return fail_connection(redis, err, errlen);
+    int rc = 0;
+    if (reply->type == REDIS_REPLY_ERROR) {
+        out->error = malloc(reply->len + 1);
+        if (out->error == NULL)
+            rc = -1;
+        else
+            snprintf(out->error, reply->len + 1, "%.*s", (int)reply->len, reply->str);
+    } else if (reply->type == REDIS_REPLY_ARRAY) {
+        /* An empty reply is also what a missing key gives: both show as no entries. */
+        out->exists = true;
+        out->entries = reply->elements > 0 ? calloc(reply->elements, sizeof(*out->entries)) : NULL;
+        if (reply->elements > 0 && out->entries == NULL)
+            rc = -1;
+        for (size_t i = 0; rc == 0 && i < reply->elements; i++) {
+            const redisReply *e = reply->element[i];
+            if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+                e->element[0]->type != REDIS_REPLY_STRING ||
+                e->element[1]->type != REDIS_REPLY_ARRAY)
+                continue; /* not an entry: skipped */
+            const redisReply *fv = e->element[1];
+            rs_info_entry_t *o = &out->entries[out->nentries++];
+            if (copy_string(&o->id, e->element[0]) != 0) {
+                rc = -1;
+                break;
+            }
+            size_t pairs = fv->elements / 2;
+            o->fields = pairs > 0 ? calloc(pairs, sizeof(*o->fields)) : NULL;
+            if (pairs > 0 && o->fields == NULL) {
+                rc = -1;
+                break;
+            }
+            for (size_t k = 0; k < pairs; k++) {
+                const redisReply *name = fv->element[2 * k], *value = fv->element[2 * k + 1];
+                if (name->type != REDIS_REPLY_STRING || value->type != REDIS_REPLY_STRING)
+                    continue;
+                rs_info_field_t *f = &o->fields[o->nfields++];
+                if (copy_cut(&f->name, name, max, &f->cut) != 0 ||
+                    copy_cut(&f->value, value, max, &f->cut) != 0) {
+                    rc = -1;
+                    break;
+                }
+            }
+        }
+    } else {
+        snprintf(err, errlen, "XREVRANGE %s: unexpected reply type %d", key, reply->type);
+        freeReplyObject(reply);
+        return -1;
+    }
+    freeReplyObject(reply);
+    if (rc != 0) {
+        rs_info_entries_clear(out);
+        snprintf(err, errlen, "dead letters: out of memory");
+    }
+    return rc;
+}
+
+void rs_info_entries_clear(rs_info_entries_t *e)
+{
+    for (size_t i = 0; i < e->nentries && e->entries != NULL; i++) {
+        rs_info_entry_t *o = &e->entries[i];
+        for (size_t k = 0; k < o->nfields; k++) {
+            free(o->fields[k].name.str);
+            free(o->fields[k].value.str);
+        }
+        free(o->fields);
+        free(o->id.str);
+    }
+    free(e->entries);
+    free(e->error);
+    memset(e, 0, sizeof(*e));
+}

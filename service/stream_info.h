@@ -70,4 +70,36 @@ int rs_stream_info_fetch(rs_redis_t *redis, const char *const *names, size_t n, 
 /* Frees everything `info` holds and zeroes it; safe on a zeroed or already cleared struct. */
 void rs_streams_info_clear(rs_streams_info_t *info);
 
+/* One field of an entry read for the dashboard: its name and value, each cut to the `max`
+ * bytes rs_stream_info_recent() was given (`cut` says whether either was). */
+typedef struct {
+    rs_info_string_t name, value;
+    bool cut;
+} rs_info_field_t;
+
+typedef struct {
+    rs_info_string_t id;
+    size_t nfields;
+    rs_info_field_t *fields;
+} rs_info_entry_t;
+
+typedef struct {
+    bool exists; /* false: no such key (or not a stream: then `error` says so) */
+    char *error; /* NULL, or Redis's error about the key (e.g. WRONGTYPE) */
+    size_t nentries;
+    rs_info_entry_t *entries; /* newest first */
+} rs_info_entries_t;
+
+/* Reads the newest `count` entries of stream `key` (XREVRANGE key + - COUNT count) on the
+ * connected `redis`, copying each field name and value cut to `max` bytes. An error reply
+ * about the key is kept in `out->error`, not a failure. Returns 0 with `out` filled (caller
+ * clears it with rs_info_entries_clear()), or -1 with a message in `err` when the connection
+ * failed (it is then closed; the message never holds the password) or memory ran out. Owner
+ * thread of `redis`. */
+int rs_stream_info_recent(rs_redis_t *redis, const char *key, size_t count, size_t max,
+                          rs_info_entries_t *out, char *err, size_t errlen);
+
+/* Frees everything `e` holds and zeroes it; safe on a zeroed or already cleared struct. */
+void rs_info_entries_clear(rs_info_entries_t *e);
+
 #endif

@@ -78,7 +78,7 @@ rs_pass
 rs_case "404 for other paths, 405 with Allow for other methods"
 hc_expect GET /nope 404
 hc_expect GET /healthz/ 404
-hc_expect GET / 404
+hc_expect GET /index.html 404 # / is the dashboard (test_dashboard.sh)
 hc_expect POST /healthz 405
 rs_assert_eq "GET, HEAD" "$(hc_header allow)" "Allow header of POST"
 hc_expect DELETE /metrics 405
