@@ -1,8 +1,9 @@
 /*
  * The dashboard's JSON bodies and embedded page (see dashboard.h).
  *
- * DESIGN: jansson builds every body, so escaping is the library's; strings it refuses (not
- * valid UTF-8) are made ASCII-safe first. The page's files are compiled in by CMake
+ * DESIGN: jansson builds every body, so escaping is the library's; text it refuses (not valid
+ * UTF-8) gets U+FFFD for each invalid byte first, by json.c's rule, the one /streams and
+ * /metrics follow too. The page's files are compiled in by CMake
  * (cmake/embed_dashboard.cmake writes dashboard_assets.c from dashboard/), so the binary needs
  * nothing at run time and the page works offline.
  */
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "json.h"
 #include "message.h"
 
 const rs_dashboard_asset_t *rs_dashboard_asset(const char *path)
@@ -30,58 +32,6 @@ const char *rs_dashboard_ordering(const char *stream)
     return "none";
 }
 
-/* json_object_set_new, counting failures in *bad. */
-static void set(json_t *obj, const char *key, json_t *value, int *bad)
-{
-    if (value == NULL || json_object_set_new(obj, key, value) != 0)
-        (*bad)++;
-}
-
-static void append(json_t *arr, json_t *value, int *bad)
-{
-    if (value == NULL || json_array_append_new(arr, value) != 0)
-        (*bad)++;
-}
-
-/* A JSON string of s[0..len); when that is not valid UTF-8, NUL and non-ASCII bytes are '?'. */
-static json_t *text(const char *s, size_t len)
-{
-    json_t *j = json_stringn(s, len);
-    if (j != NULL)
-        return j;
-    char *copy = malloc(len + 1);
-    if (copy == NULL)
-        return NULL;
-    for (size_t i = 0; i < len; i++)
-        copy[i] = s[i] == '\0' || (unsigned char)s[i] >= 0x80 ? '?' : s[i];
-    j = json_stringn(copy, len);
-    free(copy);
-    return j;
-}
-
-static json_t *cstr(const char *s)
-{
-    return s != NULL ? text(s, strlen(s)) : json_null();
-}
-
-static json_t *u64(uint64_t v)
-{
-    return json_integer(v > (uint64_t)INT64_MAX ? INT64_MAX : (json_int_t)v);
-}
-
-/* Serialises and frees `root` (NULL or bad > 0: NULL after freeing). */
-static char *finish(json_t *root, int bad, size_t *len)
-{
-    char *out = NULL;
-    if (root != NULL && bad == 0) {
-        out = json_dumps(root, JSON_COMPACT);
-        if (out != NULL)
-            *len = strlen(out);
-    }
-    json_decref(root);
-    return out;
-}
-
 char *rs_dashboard_stats_json(const rs_dashboard_stats_t *s, size_t *len)
 {
     const rs_metrics_t *m = s->m;
@@ -89,24 +39,24 @@ char *rs_dashboard_stats_json(const rs_dashboard_stats_t *s, size_t *len)
     json_t *root = json_object();
     if (root == NULL)
         return NULL;
-    set(root, "version", cstr(m->version), &bad);
-    set(root, "uptime_s", json_real(s->uptime_s), &bad);
+    rs_json_set(root, "version", rs_json_cstr(m->version), &bad);
+    rs_json_set(root, "uptime_s", json_real(s->uptime_s), &bad);
     json_t *redis = json_object();
     if (redis != NULL) {
-        set(redis, "ready", json_boolean(s->redis_ready), &bad);
-        set(redis, "state", cstr(s->redis_state), &bad);
+        rs_json_set(redis, "ready", json_boolean(s->redis_ready), &bad);
+        rs_json_set(redis, "state", rs_json_cstr(s->redis_state), &bad);
     }
-    set(root, "redis", redis, &bad);
-    set(root, "group", cstr(m->group), &bad);
-    set(root, "consumer", cstr(m->consumer), &bad);
-    set(root, "queue",
-        json_pack("{s:I,s:I}", "depth", (json_int_t)m->queue_depth, "capacity",
-                  (json_int_t)m->queue_capacity),
-        &bad);
-    set(root, "workers",
-        json_pack("{s:I,s:I}", "busy", (json_int_t)m->workers_busy, "total",
-                  (json_int_t)m->workers),
-        &bad);
+    rs_json_set(root, "redis", redis, &bad);
+    rs_json_set(root, "group", rs_json_cstr(m->group), &bad);
+    rs_json_set(root, "consumer", rs_json_cstr(m->consumer), &bad);
+    rs_json_set(root, "queue",
+                json_pack("{s:I,s:I}", "depth", (json_int_t)m->queue_depth, "capacity",
+                          (json_int_t)m->queue_capacity),
+                &bad);
+    rs_json_set(root, "workers",
+                json_pack("{s:I,s:I}", "busy", (json_int_t)m->workers_busy, "total",
+                          (json_int_t)m->workers),
+                &bad);
     uint64_t handled = 0, failed = 0, retried = 0, dead = 0;
     json_t *streams = json_array();
     for (size_t i = 0; streams != NULL && i < m->nstreams; i++) {
@@ -117,38 +67,39 @@ char *rs_dashboard_stats_json(const rs_dashboard_stats_t *s, size_t *len)
         dead += ms->dead_lettered;
         json_t *o = json_object();
         if (o != NULL) {
-            set(o, "name", cstr(ms->name), &bad);
-            set(o, "handler", cstr(ms->handler), &bad);
-            set(o, "ordering", cstr(rs_dashboard_ordering(ms->name)), &bad);
-            set(o, "handled", u64(ms->succeeded), &bad);
-            set(o, "failed", u64(ms->failed), &bad);
-            set(o, "retried", u64(ms->retried), &bad);
-            set(o, "dead_lettered", u64(ms->dead_lettered), &bad);
-            set(o, "inflight", json_integer(ms->inflight), &bad);
-            set(o, "reader_connected", json_boolean(ms->reader_connected), &bad);
+            rs_json_set(o, "name", rs_json_cstr(ms->name), &bad);
+            rs_json_set(o, "handler", rs_json_cstr(ms->handler), &bad);
+            rs_json_set(o, "ordering", rs_json_cstr(rs_dashboard_ordering(ms->name)), &bad);
+            rs_json_set(o, "handled", rs_json_u64(ms->succeeded), &bad);
+            rs_json_set(o, "failed", rs_json_u64(ms->failed), &bad);
+            rs_json_set(o, "retried", rs_json_u64(ms->retried), &bad);
+            rs_json_set(o, "dead_lettered", rs_json_u64(ms->dead_lettered), &bad);
+            rs_json_set(o, "inflight", json_integer(ms->inflight), &bad);
+            rs_json_set(o, "reader_connected", json_boolean(ms->reader_connected), &bad);
         }
-        append(streams, o, &bad);
+        rs_json_append(streams, o, &bad);
     }
-    set(root, "streams", streams, &bad);
-    set(root, "totals",
-        json_pack("{s:o,s:o,s:o,s:o}", "handled", u64(handled), "failed", u64(failed), "retried",
-                  u64(retried), "dead_lettered", u64(dead)),
-        &bad);
+    rs_json_set(root, "streams", streams, &bad);
+    rs_json_set(root, "totals",
+                json_pack("{s:o,s:o,s:o,s:o}", "handled", rs_json_u64(handled), "failed",
+                          rs_json_u64(failed), "retried", rs_json_u64(retried), "dead_lettered",
+                          rs_json_u64(dead)),
+                &bad);
     json_t *series = json_object(), *sh = json_array(), *sf = json_array();
     for (size_t k = 0; sh != NULL && sf != NULL && k < RS_STATS_RING_SECONDS; k++) {
         const rs_stats_rate_t *r = &s->rates[k];
-        append(sh, r->known ? u64(r->handled) : json_null(), &bad);
-        append(sf, r->known ? u64(r->failed) : json_null(), &bad);
+        rs_json_append(sh, r->known ? rs_json_u64(r->handled) : json_null(), &bad);
+        rs_json_append(sf, r->known ? rs_json_u64(r->failed) : json_null(), &bad);
     }
     if (series != NULL) {
-        set(series, "handled", sh, &bad);
-        set(series, "failed", sf, &bad);
+        rs_json_set(series, "handled", sh, &bad);
+        rs_json_set(series, "failed", sf, &bad);
     } else {
         json_decref(sh);
         json_decref(sf);
     }
-    set(root, "series", series, &bad);
-    return finish(root, bad, len);
+    rs_json_set(root, "series", series, &bad);
+    return rs_json_finish(root, bad, JSON_COMPACT, false, len);
 }
 
 /* RFC 3339 in UTC with milliseconds, from CLOCK_REALTIME nanoseconds. */
@@ -171,46 +122,21 @@ char *rs_dashboard_problems_json(const rs_log_problem_t *p, size_t n, size_t *le
     for (size_t i = 0; list != NULL && i < n; i++) {
         json_t *o = json_object();
         if (o != NULL) {
-            set(o, "time", time_json(p[i].time_ns), &bad);
-            set(o, "level", cstr(rs_log_level_name(p[i].level)), &bad);
-            set(o, "module", cstr(p[i].module), &bad);
-            set(o, "stream", p[i].stream[0] != '\0' ? cstr(p[i].stream) : json_null(), &bad);
-            set(o, "message", cstr(p[i].message), &bad);
+            rs_json_set(o, "time", time_json(p[i].time_ns), &bad);
+            rs_json_set(o, "level", rs_json_cstr(rs_log_level_name(p[i].level)), &bad);
+            rs_json_set(o, "module", rs_json_cstr(p[i].module), &bad);
+            rs_json_set(o, "stream",
+                        p[i].stream[0] != '\0' ? rs_json_cstr(p[i].stream) : json_null(), &bad);
+            rs_json_set(o, "message", rs_json_cstr(p[i].message), &bad);
         }
-        append(list, o, &bad);
+        rs_json_append(list, o, &bad);
     }
     if (root == NULL) {
         json_decref(list);
         return NULL;
     }
-    set(root, "problems", list, &bad);
-    return finish(root, bad, len);
-}
-
-/* "base64:" and the bytes in base64, as a JSON string. */
-static json_t *base64_text(const char *s, size_t len)
-{
-    static const char digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    char *out = malloc(7 + (len + 2) / 3 * 4 + 1);
-    if (out == NULL)
-        return NULL;
-    size_t o = 0;
-    memcpy(out, "base64:", 7);
-    o = 7;
-    for (size_t i = 0; i < len; i += 3) {
-        unsigned v = (unsigned)(unsigned char)s[i] << 16;
-        if (i + 1 < len)
-            v |= (unsigned)(unsigned char)s[i + 1] << 8;
-        if (i + 2 < len)
-            v |= (unsigned char)s[i + 2];
-        out[o++] = digits[(v >> 18) & 63];
-        out[o++] = digits[(v >> 12) & 63];
-        out[o++] = i + 1 < len ? digits[(v >> 6) & 63] : '=';
-        out[o++] = i + 2 < len ? digits[v & 63] : '=';
-    }
-    json_t *j = json_stringn(out, o);
-    free(out);
-    return j;
+    rs_json_set(root, "problems", list, &bad);
+    return rs_json_finish(root, bad, JSON_COMPACT, false, len);
 }
 
 /* A field value: its text when valid UTF-8 without NUL, else base64. A value cut inside a
@@ -232,7 +158,10 @@ static json_t *value_json(const rs_info_string_t *v, bool cut)
         if (j != NULL)
             return j;
     }
-    return base64_text(v->str, v->len);
+    char *b64 = rs_json_base64(v->str, v->len, "base64:");
+    json_t *j = b64 != NULL ? json_string(b64) : NULL;
+    free(b64);
+    return j;
 }
 
 static bool is_field(const rs_info_field_t *f, const char *name)
@@ -269,7 +198,7 @@ static json_t *replay_json(const char *stream, const char *config_path)
             buf[o++] = '\'';
         buf[o++] = ' ';
     }
-    json_t *j = text(buf, o - 1);
+    json_t *j = rs_json_text(buf, o - 1);
     free(buf);
     return j;
 }
@@ -285,10 +214,10 @@ char *rs_dashboard_dead_letters_json(const char *stream, const char *dlq,
         json_decref(list);
         return NULL;
     }
-    set(root, "stream", cstr(stream), &bad);
-    set(root, "dead_letter_stream", cstr(dlq), &bad);
-    set(root, "replay", replay_json(stream, config_path), &bad);
-    set(root, "error", cstr(e->error), &bad);
+    rs_json_set(root, "stream", rs_json_cstr(stream), &bad);
+    rs_json_set(root, "dead_letter_stream", rs_json_cstr(dlq), &bad);
+    rs_json_set(root, "replay", replay_json(stream, config_path), &bad);
+    rs_json_set(root, "error", rs_json_cstr(e->error), &bad);
     for (size_t i = 0; i < e->nentries; i++) {
         const rs_info_entry_t *d = &e->entries[i];
         json_t *o = json_object(), *fields = json_array();
@@ -298,7 +227,7 @@ char *rs_dashboard_dead_letters_json(const char *stream, const char *dlq,
             bad++;
             break;
         }
-        set(o, "id", text(d->id.str, d->id.len), &bad);
+        rs_json_set(o, "id", rs_json_text(d->id.str, d->id.len), &bad);
         json_t *orig = json_null(), *count = json_null(), *error = json_null(), *when = json_null();
         for (size_t k = 0; k < d->nfields; k++) {
             const rs_info_field_t *f = &d->fields[k];
@@ -316,20 +245,21 @@ char *rs_dashboard_dead_letters_json(const char *stream, const char *dlq,
                 continue;
             json_t *fo = json_object();
             if (fo != NULL) {
-                set(fo, "name", value_json(&f->name, f->name.len >= RS_DASHBOARD_FIELD_MAX), &bad);
-                set(fo, "value", value_json(&f->value, f->value.len >= RS_DASHBOARD_FIELD_MAX),
-                    &bad);
-                set(fo, "cut", json_boolean(f->cut), &bad);
+                rs_json_set(fo, "name", value_json(&f->name, f->name.len >= RS_DASHBOARD_FIELD_MAX),
+                            &bad);
+                rs_json_set(fo, "value",
+                            value_json(&f->value, f->value.len >= RS_DASHBOARD_FIELD_MAX), &bad);
+                rs_json_set(fo, "cut", json_boolean(f->cut), &bad);
             }
-            append(fields, fo, &bad);
+            rs_json_append(fields, fo, &bad);
         }
-        set(o, "original_id", orig, &bad);
-        set(o, "delivery_count", count, &bad);
-        set(o, "error", error, &bad);
-        set(o, "time", when, &bad);
-        set(o, "fields", fields, &bad);
-        append(list, o, &bad);
+        rs_json_set(o, "original_id", orig, &bad);
+        rs_json_set(o, "delivery_count", count, &bad);
+        rs_json_set(o, "error", error, &bad);
+        rs_json_set(o, "time", when, &bad);
+        rs_json_set(o, "fields", fields, &bad);
+        rs_json_append(list, o, &bad);
     }
-    set(root, "dead_letters", list, &bad);
-    return finish(root, bad, len);
+    rs_json_set(root, "dead_letters", list, &bad);
+    return rs_json_finish(root, bad, JSON_COMPACT, false, len);
 }

@@ -7,7 +7,7 @@
  * page itself (dashboard/index.html, app.js and style.css, embedded at build time).
  *
  * Every text from outside (stream names, field values, log lines) becomes a valid JSON string
- * (a text that is not valid UTF-8 has its NUL and non-ASCII bytes shown as '?'; a dead
+ * (in a text that is not valid UTF-8 each invalid byte becomes U+FFFD, json.h's rule; a dead
  * letter's field value is shown in base64 instead); the page shows it with textContent only.
  * Nothing rendered here holds the Redis password: no input carries it.
  */

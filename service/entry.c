@@ -29,6 +29,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json.h"
+
 /* Adds the bytes one field needs to *size; returns -1 on overflow. */
 static int add_field_size(size_t *size, size_t name_len, size_t value_len)
 {
@@ -253,49 +255,13 @@ void rs_entry_free(rs_entry_t *e)
         free(e);
 }
 
-/* Standard base64 (RFC 4648, with padding). None of our dependencies exports an encoder
- * (libcurl keeps its own private), and these dozen lines are simpler than a new package. */
-static char *base64_encode(const char *data, size_t len, const char *prefix)
-{
-    static const char alphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t plen = strlen(prefix);
-    if (len > (SIZE_MAX - plen - 1) / 4 * 3 - 3)
-        return NULL;
-    char *out = malloc(plen + (len + 2) / 3 * 4 + 1);
-    if (out == NULL)
-        return NULL;
-    memcpy(out, prefix, plen);
-    char *o = out + plen;
-    const unsigned char *in = (const unsigned char *)data;
-    size_t i = 0;
-    for (; i + 2 < len; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        *o++ = alphabet[v >> 18 & 63];
-        *o++ = alphabet[v >> 12 & 63];
-        *o++ = alphabet[v >> 6 & 63];
-        *o++ = alphabet[v & 63];
-    }
-    if (i < len) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        if (i + 1 < len)
-            v |= (uint32_t)in[i + 1] << 8;
-        *o++ = alphabet[v >> 18 & 63];
-        *o++ = alphabet[v >> 12 & 63];
-        *o++ = i + 1 < len ? alphabet[v >> 6 & 63] : '=';
-        *o++ = '=';
-    }
-    *o = '\0';
-    return out;
-}
-
 /* A JSON value for bytes: a string when they are UTF-8, else {"base64": "..."}. */
 static json_t *json_bytes(const char *data, size_t len)
 {
     json_t *s = json_stringn(data, len);
     if (s != NULL)
         return s;
-    char *b64 = base64_encode(data, len, "");
+    char *b64 = rs_json_base64(data, len, "");
     if (b64 == NULL)
         return NULL;
     json_t *obj = json_pack("{s:s}", "base64", b64);
@@ -330,7 +296,7 @@ static char *field_key(const char *name, size_t len, size_t *keylen)
             *keylen = len;
         }
     } else {
-        key = base64_encode(name, len, ENCODED_NAME_PREFIX);
+        key = rs_json_base64(name, len, ENCODED_NAME_PREFIX);
         if (key != NULL)
             *keylen = strlen(key);
     }
@@ -375,11 +341,7 @@ char *rs_entry_to_json(const rs_entry_t *e, size_t *len)
         if (rc != 0)
             goto fail;
     }
-    char *text = json_dumps(root, JSON_COMPACT);
-    json_decref(root);
-    if (text != NULL && len != NULL)
-        *len = strlen(text);
-    return text;
+    return rs_json_finish(root, 0, JSON_COMPACT, false, len);
 
 fail:
     json_decref(root);

@@ -9,7 +9,8 @@
  * HELP and TYPE lines. The exposition format (0.0.4) wants label values escaped (backslash,
  * double quote, line feed) and UTF-8; names from the configuration or from Redis may be any
  * bytes, so invalid sequences are replaced by U+FFFD before escaping, in the JSON output too
- * (jansson refuses invalid UTF-8 outright).
+ * (jansson refuses invalid UTF-8 outright). That rule and the JSON builders are json.c's,
+ * shared with the other renderers.
  */
 
 #include "metrics.h"
@@ -20,58 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json.h"
+
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-
-/* ------------------------------------------------------------------------------------------ */
-/* UTF-8.                                                                                      */
-
-/* Length of the valid UTF-8 sequence at s[0..len), or 0 when it is not one (overlong forms,
- * surrogates and code points past U+10FFFF are invalid, as in RFC 3629). */
-static size_t utf8_sequence(const unsigned char *s, size_t len)
-{
-    if (s[0] < 0x80)
-        return 1;
-    size_t n;
-    unsigned min;
-    unsigned cp;
-    if ((s[0] & 0xe0) == 0xc0)
-        n = 2, min = 0x80, cp = s[0] & 0x1fu;
-    else if ((s[0] & 0xf0) == 0xe0)
-        n = 3, min = 0x800, cp = s[0] & 0x0fu;
-    else if ((s[0] & 0xf8) == 0xf0)
-        n = 4, min = 0x10000, cp = s[0] & 0x07u;
-    else
-        return 0;
-    if (n > len)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3fu);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return n;
-}
-
-/* Calls put(arg, bytes, n) for each valid sequence of s[0..len) and with U+FFFD for each
- * invalid byte. */
-static void utf8_each(const char *s, size_t len, void (*put)(void *arg, const char *p, size_t n),
-                      void *arg)
-{
-    const unsigned char *u = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < len) {
-        size_t n = utf8_sequence(u + i, len - i);
-        if (n == 0) {
-            put(arg, "\xef\xbf\xbd", 3);
-            i++;
-        } else {
-            put(arg, s + i, n);
-            i += n;
-        }
-    }
-}
 
 /* ------------------------------------------------------------------------------------------ */
 /* Prometheus text.                                                                            */
@@ -92,7 +44,7 @@ static void put_label_char(void *arg, const char *p, size_t n)
 
 static void put_label_value(FILE *f, const char *s)
 {
-    utf8_each(s, strlen(s), put_label_char, f);
+    rs_json_utf8_each(s, strlen(s), put_label_char, f);
 }
 
 static void put_family(FILE *f, const char *name, const char *type, const char *help)
@@ -339,54 +291,11 @@ char *rs_metrics_prometheus(const rs_metrics_t *m, size_t *len)
 /* ------------------------------------------------------------------------------------------ */
 /* JSON.                                                                                       */
 
-typedef struct {
-    char *buf;
-    size_t len;
-} sink_t;
-
-static void put_sink(void *arg, const char *p, size_t n)
-{
-    sink_t *s = arg;
-    memcpy(s->buf + s->len, p, n);
-    s->len += n;
-}
-
-/* A JSON string of the bytes s[0..len), made valid UTF-8. NULL when out of memory. */
-static json_t *json_text(const char *s, size_t len)
-{
-    json_t *j = json_stringn(s, len); /* NULL also when s is not valid UTF-8 */
-    if (j != NULL)
-        return j;
-    sink_t sink = {malloc(len * 3 + 1), 0}; /* each byte becomes at most U+FFFD's 3 bytes */
-    if (sink.buf == NULL)
-        return NULL;
-    utf8_each(s, len, put_sink, &sink);
-    j = json_stringn(sink.buf, sink.len);
-    free(sink.buf);
-    return j;
-}
-
+/* A JSON string of `s` made valid UTF-8; NULL (never the case in the consumer's snapshot) is
+ * written as "", so /streams keeps a string where a name belongs. */
 static json_t *json_cstr(const char *s)
 {
-    return json_text(s != NULL ? s : "", s != NULL ? strlen(s) : 0);
-}
-
-/* json_object_set_new, counting failures in *bad instead of checking each call. */
-static void set(json_t *obj, const char *key, json_t *value, int *bad)
-{
-    if (value == NULL || json_object_set_new(obj, key, value) != 0)
-        (*bad)++;
-}
-
-static void append(json_t *arr, json_t *value, int *bad)
-{
-    if (value == NULL || json_array_append_new(arr, value) != 0)
-        (*bad)++;
-}
-
-static json_t *json_u64(uint64_t v)
-{
-    return json_integer(v > (uint64_t)INT64_MAX ? INT64_MAX : (json_int_t)v);
+    return rs_json_cstr(s != NULL ? s : "");
 }
 
 static json_t *process_json(const rs_metrics_stream_t *s, int *bad)
@@ -396,15 +305,16 @@ static json_t *process_json(const rs_metrics_stream_t *s, int *bad)
         (*bad)++;
         return NULL;
     }
-    set(p, "handler", json_cstr(s->handler), bad);
-    set(p, "reader_connected", json_boolean(s->reader_connected), bad);
-    set(p, "inflight", json_integer(s->inflight), bad);
+    rs_json_set(p, "handler", json_cstr(s->handler), bad);
+    rs_json_set(p, "reader_connected", json_boolean(s->reader_connected), bad);
+    rs_json_set(p, "inflight", json_integer(s->inflight), bad);
     for (size_t k = 0; k < ARRAY_LEN(stream_counters); k++) {
-        set(p, stream_counters[k].json_key, json_u64(field_u64(s, stream_counters[k].offset)), bad);
+        rs_json_set(p, stream_counters[k].json_key,
+                    rs_json_u64(field_u64(s, stream_counters[k].offset)), bad);
     }
     const rs_histogram_snapshot_t *h = &s->handler_duration;
-    set(p, "handler_calls", json_u64(h->count), bad);
-    set(p, "handler_seconds", json_real((double)h->sum_ns / 1e9), bad);
+    rs_json_set(p, "handler_calls", rs_json_u64(h->count), bad);
+    rs_json_set(p, "handler_seconds", json_real((double)h->sum_ns / 1e9), bad);
     return p;
 }
 
@@ -418,11 +328,13 @@ static json_t *group_json(const rs_group_info_t *g, int *bad)
         (*bad)++;
         return NULL;
     }
-    set(o, "name", json_text(g->name.str, g->name.len), bad);
-    set(o, "pending", json_integer(g->pending), bad);
-    set(o, "last_delivered_id", json_text(g->last_delivered_id.str, g->last_delivered_id.len), bad);
-    set(o, "entries_read", g->has_entries_read ? json_integer(g->entries_read) : json_null(), bad);
-    set(o, "lag", g->has_lag ? json_integer(g->lag) : json_null(), bad);
+    rs_json_set(o, "name", rs_json_text(g->name.str, g->name.len), bad);
+    rs_json_set(o, "pending", json_integer(g->pending), bad);
+    rs_json_set(o, "last_delivered_id",
+                rs_json_text(g->last_delivered_id.str, g->last_delivered_id.len), bad);
+    rs_json_set(o, "entries_read",
+                g->has_entries_read ? json_integer(g->entries_read) : json_null(), bad);
+    rs_json_set(o, "lag", g->has_lag ? json_integer(g->lag) : json_null(), bad);
     for (size_t k = 0; k < g->nconsumer_list; k++) {
         const rs_consumer_info_t *c = &g->consumer_list[k];
         json_t *co = json_object();
@@ -430,31 +342,13 @@ static json_t *group_json(const rs_group_info_t *g, int *bad)
             (*bad)++;
             continue;
         }
-        set(co, "name", json_text(c->name.str, c->name.len), bad);
-        set(co, "pending", json_integer(c->pending), bad);
-        set(co, "idle_ms", json_integer(c->idle_ms), bad);
-        append(consumers, co, bad);
+        rs_json_set(co, "name", rs_json_text(c->name.str, c->name.len), bad);
+        rs_json_set(co, "pending", json_integer(c->pending), bad);
+        rs_json_set(co, "idle_ms", json_integer(c->idle_ms), bad);
+        rs_json_append(consumers, co, bad);
     }
-    set(o, "consumers", consumers, bad);
+    rs_json_set(o, "consumers", consumers, bad);
     return o;
-}
-
-/* json_dumps with a final line feed, so `curl` output ends cleanly. */
-static char *dump(json_t *root, size_t *len)
-{
-    char *text = json_dumps(root, JSON_INDENT(2));
-    if (text == NULL)
-        return NULL;
-    size_t n = strlen(text);
-    char *out = realloc(text, n + 2);
-    if (out == NULL) {
-        free(text);
-        return NULL;
-    }
-    out[n] = '\n';
-    out[n + 1] = '\0';
-    *len = n + 1;
-    return out;
 }
 
 char *rs_metrics_streams_json(const rs_metrics_t *m, size_t *len)
@@ -467,9 +361,9 @@ char *rs_metrics_streams_json(const rs_metrics_t *m, size_t *len)
         json_decref(streams);
         return NULL;
     }
-    set(root, "version", json_cstr(m->version), &bad);
-    set(root, "group", json_cstr(m->group), &bad);
-    set(root, "consumer", json_cstr(m->consumer), &bad);
+    rs_json_set(root, "version", json_cstr(m->version), &bad);
+    rs_json_set(root, "group", json_cstr(m->group), &bad);
+    rs_json_set(root, "consumer", json_cstr(m->consumer), &bad);
     for (size_t i = 0; i < m->nstreams; i++) {
         const rs_metrics_stream_t *ms = &m->streams[i];
         const rs_stream_info_t *ri =
@@ -482,23 +376,21 @@ char *rs_metrics_streams_json(const rs_metrics_t *m, size_t *len)
             bad++;
             continue;
         }
-        set(s, "name", json_cstr(ms->name), &bad);
+        rs_json_set(s, "name", json_cstr(ms->name), &bad);
         if (ri != NULL) {
-            set(s, "exists", json_boolean(ri->exists), &bad);
-            set(s, "length", json_integer(ri->length), &bad);
+            rs_json_set(s, "exists", json_boolean(ri->exists), &bad);
+            rs_json_set(s, "length", json_integer(ri->length), &bad);
             if (ri->error != NULL)
-                set(s, "error", json_cstr(ri->error), &bad);
+                rs_json_set(s, "error", json_cstr(ri->error), &bad);
             for (size_t j = 0; j < ri->ngroups; j++)
-                append(groups, group_json(&ri->groups[j], &bad), &bad);
+                rs_json_append(groups, group_json(&ri->groups[j], &bad), &bad);
         }
-        set(s, "groups", groups, &bad);
-        set(s, "process", process_json(ms, &bad), &bad);
-        append(streams, s, &bad);
+        rs_json_set(s, "groups", groups, &bad);
+        rs_json_set(s, "process", process_json(ms, &bad), &bad);
+        rs_json_append(streams, s, &bad);
     }
-    set(root, "streams", streams, &bad);
-    char *text = bad == 0 ? dump(root, len) : NULL;
-    json_decref(root);
-    return text;
+    rs_json_set(root, "streams", streams, &bad);
+    return rs_json_finish(root, bad, JSON_INDENT(2), true, len);
 }
 
 char *rs_metrics_error_json(const char *message, size_t *len)
@@ -507,8 +399,6 @@ char *rs_metrics_error_json(const char *message, size_t *len)
     json_t *root = json_object();
     if (root == NULL)
         return NULL;
-    set(root, "error", json_cstr(message), &bad);
-    char *text = bad == 0 ? dump(root, len) : NULL;
-    json_decref(root);
-    return text;
+    rs_json_set(root, "error", json_cstr(message), &bad);
+    return rs_json_finish(root, bad, JSON_INDENT(2), true, len);
 }

@@ -158,7 +158,9 @@ static void test_stats_json(void **state)
     assert_int_equal(json_array_size(st), 2);
     assert_string_equal(json_string_value(json_object_get(json_array_get(st, 0), "name")),
                         "<img src=x onerror=alert(1)>");
-    assert_string_equal(json_string_value(json_object_get(json_array_get(st, 1), "name")), "bad?");
+    /* An invalid byte becomes U+FFFD, the rule of json.h that /streams and /metrics follow. */
+    assert_string_equal(json_string_value(json_object_get(json_array_get(st, 1), "name")),
+                        "bad\xef\xbf\xbd");
     assert_string_equal(json_string_value(json_object_get(json_array_get(st, 0), "ordering")),
                         "none");
     json_t *h = json_object_get(json_object_get(j, "series"), "handled");
@@ -191,7 +193,7 @@ static void test_problems_json(void **state)
     assert_true(json_is_null(json_object_get(a, "stream")));
     assert_string_equal(json_string_value(json_object_get(a, "message")), "</script>");
     assert_string_equal(json_string_value(json_object_get(b, "stream")), "events");
-    assert_string_equal(json_string_value(json_object_get(b, "message")), "x?y");
+    assert_string_equal(json_string_value(json_object_get(b, "message")), "x\xef\xbf\xbdy");
     json_decref(j);
 }
 
