@@ -15,7 +15,10 @@
 #   e. redstream-producer's load mode at pipeline 1 and 64, 1 and 4 connections, against
 #      redis-benchmark XADD with the same fields, depth and connections;
 #   f. the consumer's peak RSS in (a), and with a 1,000,000- vs a 10,000-entry backlog behind
-#      a slow handler (it must not grow with the backlog).
+#      a slow handler (it must not grow with the backlog);
+#   g. ordering: 20,000 entries over 1,000 keys, 8 workers, the http handler posting to a
+#      webhook that answers after 1 ms (tests/webhook-receiver/receiver.js, Node.js): messages/s
+#      with ordering "stream" (the baseline), "key" and "none", and the ratio key / stream.
 #
 # Usage: bash bench/run.sh [--quick] [--scale N] [--repeat N] [--steps LETTERS] [--out FILE]
 #   --quick          counts divided by 20, 2 s latency runs, 3 s slow-handler runs, one run
@@ -23,7 +26,7 @@
 #   --scale N        divide the counts by N (overrides --quick's 20)
 #   --repeat N       run the drains (a, b) and the producer comparison (e) N times and report
 #                    the medians (default 3; 1 with --quick)
-#   --steps LETTERS  run only these steps, e.g. "af" (default abcdef; b, c and f use a's figures)
+#   --steps LETTERS  run only these steps, e.g. "af" (default abcdefg; b, c and f use a's figures)
 #   --out FILE       where to write the results (default bench/RESULTS.md)
 #
 # Environment:
@@ -51,7 +54,7 @@ OUT=$SRC/bench/RESULTS.md
 QUICK=0
 DIV=""
 REPEAT=""
-STEPS=abcdef
+STEPS=abcdefg
 
 usage() {
     sed -n '/^# Usage:/,/^#   --out/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
@@ -77,8 +80,8 @@ while (($#)); do
         shift
         ;;
     --steps)
-        [[ ${2:-} =~ ^[a-f]+$ ]] || {
-            echo "run.sh: --steps takes letters from a to f, e.g. af" >&2
+        [[ ${2:-} =~ ^[a-g]+$ ]] || {
+            echo "run.sh: --steps takes letters from a to g, e.g. af" >&2
             exit 64
         }
         STEPS=$2
@@ -116,6 +119,8 @@ N_PROD=$((200000 / DIV))      # (e), per run at pipeline 1
 N_PROD_PIPELINED=$((1000000 / DIV)) # (e), per run at pipeline 64
 N_SMALL=10000                 # the small backlog of (f)
 ((N_SMALL < N_DRAIN)) || N_SMALL=$((N_DRAIN / 5 + 1))
+N_ORDER=$((20000 / DIV))      # (g), per run
+((N_ORDER >= 100)) || N_ORDER=100
 if ((QUICK)); then
     E2E_MS=2000
     SLOW_MS=3000
@@ -522,10 +527,20 @@ redis_busy() {
 # settled), D_HWM_KB (the consumer's VmHWM when settled), D_REDIS_BUSY (redis-server's CPU use
 # from start to settled, % of one core).
 drain_with_consumer() {
-    local name=$1 k=$2 total=$3 conf t0 pid line settled first acked_first ticks0 ticks1
+    local name=$1 k=$2 total=$3
     local -a streams
     read -r -a streams <<<"$(stream_names "$k")"
-    conf=$(consumer_conf "$name" discard warn "${streams[@]}")
+    drain_conf "$name" "$(consumer_conf "$name" discard warn "${streams[@]}")" "$total" \
+        "${streams[@]}"
+}
+
+# drain_conf NAME CONF TOTAL STREAM...: drain_with_consumer with the configuration file CONF
+# (which must consume exactly the STREAMs, pre-filled with TOTAL entries in all); sets the
+# same D_* figures.
+drain_conf() {
+    local name=$1 conf=$2 total=$3 t0 pid line settled first acked_first ticks0 ticks1
+    shift 3
+    local -a streams=("$@")
     local -a watch_args=()
     local s
     for s in "${streams[@]}"; do watch_args+=(--stream "$s"); done
@@ -931,6 +946,96 @@ step_f() {
         "$(mib "$small_rss") MiB" "$(div "$big_rss" "$small_rss")" "—" "—"
 }
 
+# fill_keyed TOTAL NKEYS: XADDs TOTAL entries into bench-0 with a field "key" drawn at random
+# (a fixed seed) from k0000 .. k<NKEYS-1>, then (a)'s fields, as RESP through redis-cli --pipe.
+fill_keyed() {
+    local n=$1 nkeys=$2 out
+    out=$(awk -v n="$n" -v nk="$nkeys" 'BEGIN {
+            srand(12)
+            ts = "2026-11-27T14:04:30Z"
+            for (i = 1; i <= n; i++) {
+                k = sprintf("k%04d", int(rand() * nk)); m = "Message #" i
+                printf "*11\r\n$4\r\nXADD\r\n$7\r\nbench-0\r\n$1\r\n*\r\n$3\r\nkey\r\n$%d\r\n%s\r\n" \
+                       "$7\r\nmessage\r\n$%d\r\n%s\r\n$4\r\ntype\r\n$4\r\ntest\r\n" \
+                       "$9\r\ntimestamp\r\n$20\r\n%s\r\n", length(k), k, length(m), m, ts
+            }
+        }' | timeout $((120 * T_SCALE)) "$REDIS_CLI" -h 127.0.0.1 -p "$PORT" -a "$PASSWORD" \
+        --no-auth-warning --pipe 2>&1) || fail "filling $n keyed entries failed: $out"
+    [[ $out == *"errors: 0, replies: $n"* ]] ||
+        fail "filling $n keyed entries: redis-cli --pipe said: $out"
+}
+
+# ordering_conf NAME ORDERING URL: a consumer configuration with default settings except the
+# Redis address, a free health port and log level warn, consuming bench-0 with the http
+# handler posting to URL, with the given ordering (key_field "key" for "key"); prints its path.
+ordering_conf() {
+    local name=$1 mode=$2 url=$3 hport extra=""
+    hport=$(free_port) || fail "no free port for the health server"
+    [[ $mode == key ]] && extra=' key_field = "key";'
+    cat >"$TMP/$name.conf" <<EOF
+# Written by bench/run.sh: defaults except these.
+redis = { host = "127.0.0.1"; port = $PORT; };
+health = { address = "127.0.0.1"; port = $hport; };
+streams = (
+  { name = "bench-0"; handler = "http"; url = "$url"; ordering = "$mode";$extra }
+);
+log = { level = "warn"; };
+EOF
+    echo "$TMP/$name.conf"
+}
+
+step_g() {
+    section "$TMP/sec-g.md" "g. Ordering: per key against per stream"
+    local node rcv wport mode i r_key r_none
+    local -A med=() all=()
+    node=$(command -v node || command -v nodejs || true)
+    [[ -n $node ]] || fail "node not found (Debian package nodejs): the webhook needs it"
+    rcv=$SRC/tests/webhook-receiver/receiver.js
+    [[ -f $rcv ]] || fail "$rcv is missing"
+    "$node" "$rcv" --port-file "$TMP/webhook.port" --delay-ms 1-1 >"$TMP/webhook.out" \
+        2>"$TMP/webhook.err" &
+    track $!
+    wait_until 10 test -s "$TMP/webhook.port" ||
+        fail "the webhook did not start: $(tail -n 3 "$TMP/webhook.err" | tr '\n' ' ')"
+    wport=$(cat "$TMP/webhook.port")
+    for mode in stream key none; do
+        local rates=()
+        for ((i = 1; i <= REPEAT; i++)); do
+            say "g. ordering $mode, run $i of $REPEAT: filling $N_ORDER entries over 1,000 keys"
+            flushall
+            fill_keyed "$N_ORDER" 1000
+            say "g. ordering $mode, run $i of $REPEAT: redstream-consumer, http handler, 1 ms webhook"
+            drain_conf "order-$mode" \
+                "$(ordering_conf "order-$mode" "$mode" "http://127.0.0.1:$wport/hook")" \
+                "$N_ORDER" bench-0
+            rates+=("$D_RATE")
+        done
+        med[$mode]=$(median "${rates[@]}")
+        all[$mode]=$(runs "${rates[@]}")
+    done
+    r_key=$(div "${med[key]}" "${med[stream]}")
+    r_none=$(div "${med[none]}" "${med[stream]}")
+    para "$(fmt_int "$N_ORDER") entries in one stream, each with a field \"key\" drawn at random" \
+        "from 1,000 values (then (a)'s fields), pre-filled with redis-cli --pipe; then" \
+        "redstream-consumer with the http handler posting every entry to a webhook that answers" \
+        "200 after a fixed 1 ms (tests/webhook-receiver/receiver.js on Node.js, keep-alive;" \
+        "its timer makes that 1 ms or a little more), otherwise default settings" \
+        "($(settings "$TMP/order-key.conf")), log level warn. Three orderings of the same" \
+        "stream: \"stream\" (one entry at a time, the baseline), \"key\" with key_field \"key\"" \
+        "(one at a time per key, keys in parallel) and \"none\" (any order, for reference)." \
+        "Messages/s from the consumer's process start until lag = 0 and pending = 0, measured" \
+        "as in (a)." \
+        "$( ((REPEAT > 1)) && echo "Medians of $REPEAT runs each (all runs in the last column).")" \
+        "With 8 workers the ratio cannot exceed 8."
+    table_head "ordering" "messages/s (start to settled)" "vs \"stream\"" "target" "met?" "runs"
+    row '"stream" (baseline)' "${med[stream]}" "1.00" "—" "—" "${all[stream]}"
+    row '"key", 1,000 keys' "${med[key]}" "$r_key" "≥ 5.00" "$(met "$r_key" ge 5)" "${all[key]}"
+    row '"none" (for reference)' "${med[none]}" "$r_none" "—" "—" "${all[none]}"
+    summary "(g) ordering \"key\" ≥ 5 × ordering \"stream\" (1,000 keys, 8 workers, 1 ms webhook)" \
+        "$r_key" "$(met "$r_key" ge 5)"
+    say "g. ordering: stream ${med[stream]} msg/s, key ${med[key]} msg/s ($r_key x), none ${med[none]} msg/s ($r_none x)"
+}
+
 # --- main --------------------------------------------------------------------------------------
 
 machine_section() {
@@ -988,7 +1093,7 @@ say "starting redis-server"
 start_redis
 say "redis-server $PORT (pid $REDIS_PID), temp dir $TMP; counts divided by $DIV"
 START=$SECONDS
-for step in a b c d e f; do
+for step in a b c d e f g; do
     [[ $STEPS == *$step* ]] && run_step "$step"
 done
 
@@ -998,7 +1103,7 @@ mkdir -p "$(dirname "$OUT")"
     echo
     echo "Written by \`bash bench/run.sh$( ((QUICK)) && echo " --quick")\` in $((SECONDS - START)) s" \
         "against a private redis-server (127.0.0.1, no persistence) on the same machine;" \
-        "targets from issue 9. Each step starts from an empty database (FLUSHALL)."
+        "targets from issues 9 and 12. Each step starts from an empty database (FLUSHALL)."
     echo
     if [[ -s $TMP/summary.md ]]; then
         echo "## Targets at a glance"
@@ -1009,7 +1114,7 @@ mkdir -p "$(dirname "$OUT")"
         echo
     fi
     machine_section
-    for step in a b c d e f; do
+    for step in a b c d e f g; do
         cat "$TMP/sec-$step.md" 2>/dev/null || printf '## %s\n\n**This step did not run.**\n' "$step"
         echo
     done

@@ -77,7 +77,7 @@ function renderStats(st) {
     if (before && now > before.at) {
       rates.set(s.name, Math.max(0, (s.handled - before.handled) * 1000 / (now - before.at)));
     }
-    next.set(s.name, {handled: s.handled, at: now, handler: s.handler, ordering: s.ordering});
+    next.set(s.name, {handled: s.handled, at: now, handler: s.handler, ordering: s.key_field ? s.ordering + " (" + s.key_field + ")" : s.ordering});
   }
   previous = next;
 }

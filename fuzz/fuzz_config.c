@@ -15,10 +15,11 @@
  *     (text with a NUL byte is refused by the string loader with a message naming it);
  *   - a refusal has a message, and the message starts with the file's name;
  *   - an accepted configuration keeps the documented invariants (ranges, at least one stream,
- *     unique non-empty names, exec's absolute program, http's URL and method, retry backoff
- *     below claim_idle_ms, liveness at least twice block_ms), compares equal to itself, deep
- *     copies each stream equal, prints its summary, and every stream name can be written
- *     into an entry's JSON (handlers would otherwise fail every entry of the stream).
+ *     unique non-empty names, exec's absolute program, http's URL and method, a non-empty
+ *     key_field exactly when ordering is "key", retry backoff below claim_idle_ms, liveness
+ *     at least twice block_ms), compares equal to itself, deep copies each stream equal,
+ *     prints its summary, and every stream name can be written into an entry's JSON
+ *     (handlers would otherwise fail every entry of the stream).
  */
 
 #include <ftw.h>
@@ -106,6 +107,13 @@ static void check_stream(const rs_stream_config_t *sc, size_t i, const rs_config
     default:
         FUZZ_CHECK(false, "stream '%s': handler kind %d", sc->name, (int)sc->handler);
     }
+    FUZZ_CHECK(sc->ordering == RS_ORDERING_NONE || sc->ordering == RS_ORDERING_STREAM ||
+                   sc->ordering == RS_ORDERING_KEY,
+               "stream '%s': ordering %d", sc->name, (int)sc->ordering);
+    FUZZ_CHECK((sc->ordering == RS_ORDERING_KEY) ==
+                   (sc->key_field != NULL && sc->key_field[0] != '\0'),
+               "stream '%s': ordering %s with key_field %s", sc->name,
+               rs_ordering_name(sc->ordering), sc->key_field != NULL ? sc->key_field : "(none)");
     rs_stream_config_t *copy = rs_stream_config_dup(sc);
     FUZZ_CHECK(copy != NULL && rs_stream_config_equal(sc, copy), "stream %zu's copy differs", i);
     rs_stream_config_free(copy);

@@ -6,8 +6,9 @@
  * This is where input from the configuration file enters the program, so everything is
  * validated here and what leaves (an rs_config_t) is trusted by the rest of the service: every
  * number is in its documented range, every required string is non-empty, every stream name is
- * unique and has a known handler. A rejection produces one message, "FILE:LINE: SETTING:
- * problem", and nothing else is reported; the caller decides what happens next.
+ * unique and has a known handler and ordering (with a key_field exactly when it is "key"). A
+ * rejection produces one message, "FILE:LINE: SETTING: problem", and nothing else is
+ * reported; the caller decides what happens next.
  *
  * DESIGN: the accepted keys are described by tables (one per section, one for the keys every
  * stream entry takes, one per handler kind for keys only that handler takes) that give each
@@ -111,6 +112,7 @@ static void free_streams(rs_stream_config_t *streams, size_t n)
         return;
     for (size_t i = 0; i < n; i++) {
         free(streams[i].name);
+        free(streams[i].key_field);
         free_string_list(&streams[i].exec.command);
         wipe_free(streams[i].http.url); /* may carry user:password@ */
         free(streams[i].http.method);
@@ -701,6 +703,7 @@ typedef enum {
     KEY_RATIO,       /* double in [0, 1], written as a float or an integer */
     KEY_LOG_LEVEL,   /* rs_log_level_t, written as its name */
     KEY_HANDLER,     /* rs_handler_kind_t, written as its name */
+    KEY_ORDERING,    /* rs_ordering_t, written as its name */
     KEY_STRING_LIST, /* rs_string_list_t from an array or list of strings */
 } key_kind_t;
 
@@ -853,11 +856,26 @@ static const key_spec_t log_keys[] = {
     K_OTHER("level", KEY_LOG_LEVEL, rs_config_t, log.level),
 };
 
-/* Keys every stream entry takes, whatever its handler. */
+/* Keys every stream entry takes, whatever its handler. ordering and key_field go together:
+ * check_ordering() runs after the entry's keys. */
 static const key_spec_t stream_keys[] = {
     K_STRING("name", rs_stream_config_t, name, KEY_NONEMPTY, check_stream_name),
     K_OTHER("handler", KEY_HANDLER, rs_stream_config_t, handler),
+    K_OTHER("ordering", KEY_ORDERING, rs_stream_config_t, ordering),
+    K_STRING("key_field", rs_stream_config_t, key_field, KEY_NONEMPTY, NULL),
 };
+
+/* The configuration words of rs_ordering_t, indexed by its values. */
+static const char *const ordering_names[] = {
+    [RS_ORDERING_NONE] = "none",
+    [RS_ORDERING_STREAM] = "stream",
+    [RS_ORDERING_KEY] = "key",
+};
+
+const char *rs_ordering_name(rs_ordering_t ordering)
+{
+    return (size_t)ordering < ARRAY_LEN(ordering_names) ? ordering_names[ordering] : "?";
+}
 
 /* ------------------------------------------------------------------------------------------ */
 /* Handlers.                                                                                  */
@@ -1221,6 +1239,24 @@ static int apply_key(const loader_t *ld, const key_spec_t *k, const config_setti
         *slot = h->kind;
         return 0;
     }
+    case KEY_ORDERING: {
+        if (type != CONFIG_TYPE_STRING)
+            return fail_at(ld, s, setting, "must be a string, got %s", type_phrase(type));
+        const char *v = config_setting_get_string(s);
+        char known[64] = "";
+        size_t used = 0;
+        for (size_t i = 0; i < ARRAY_LEN(ordering_names); i++) {
+            if (strcmp(ordering_names[i], v) == 0) {
+                rs_ordering_t *slot = field;
+                *slot = (rs_ordering_t)i; /* the names are indexed by the values */
+                return 0;
+            }
+            int w = snprintf(known + used, sizeof(known) - used, "%s%s", i > 0 ? ", " : "",
+                             ordering_names[i]);
+            used += w > 0 && (size_t)w < sizeof(known) - used ? (size_t)w : 0;
+        }
+        return fail_at(ld, s, setting, "unknown ordering '%s' (known: %s)", v, known);
+    }
     case KEY_STRING_LIST:
         return apply_string_list(ld, k, s, setting, field);
     }
@@ -1329,6 +1365,31 @@ static int parse_group(const loader_t *ld, const section_spec_t *spec, const con
     return spec->finish != NULL ? spec->finish(ld, s, cfg) : 0;
 }
 
+/* ordering and key_field, once both are read: key_field names the field whose value is the
+ * ordering key, so ordering = "key" needs it, and with any other ordering it would be silently
+ * ignored, which is refused rather than let a reader believe entries are ordered per key. */
+static int check_ordering(const loader_t *ld, const config_setting_t *entry, const char *base,
+                          const rs_stream_config_t *sc)
+{
+    char setting[SETTING_PATH_MAX];
+    const config_setting_t *os = config_setting_get_member(entry, "ordering");
+
+    if (sc->ordering == RS_ORDERING_KEY && sc->key_field == NULL) {
+        snprintf(setting, sizeof(setting), "%s.ordering", base);
+        return fail_at(ld, os, setting,
+                       "key_field is required when ordering = \"key\" (the entry field whose "
+                       "value is the ordering key, e.g. key_field = \"customer\")");
+    }
+    if (sc->ordering != RS_ORDERING_KEY && sc->key_field != NULL) {
+        snprintf(setting, sizeof(setting), "%s.key_field", base);
+        return fail_at(ld, config_setting_get_member(entry, "key_field"), setting,
+                       "applies only when ordering = \"key\", and ordering is \"%s\"%s; set "
+                       "ordering = \"key\" or remove key_field",
+                       rs_ordering_name(sc->ordering), os == NULL ? " (the default)" : "");
+    }
+    return 0;
+}
+
 /* One entry of `streams`: { name = "events"; handler = "log"; ... }. The handler is read first
  * because it decides which further keys the entry may hold. */
 static int parse_stream_entry(const loader_t *ld, const config_setting_t *e, unsigned index,
@@ -1381,6 +1442,8 @@ static int parse_stream_entry(const loader_t *ld, const config_setting_t *e, uns
         snprintf(setting, sizeof(setting), "%s.name", base);
         return fail_at(ld, e, setting, "required setting is missing (the stream's key in Redis)");
     }
+    if (check_ordering(ld, e, base, out) != 0)
+        return -1;
     return h->finish != NULL ? h->finish(ld, e, base, out) : 0;
 }
 
@@ -2193,9 +2256,15 @@ void rs_config_print_summary(const rs_config_t *cfg, FILE *out)
             cfg->workers.threads, cfg->workers.queue_capacity, cfg->workers.shutdown_timeout_ms);
     fprintf(out, "streams:  %zu\n", cfg->nstreams);
     for (size_t i = 0; i < cfg->nstreams; i++) {
-        fprintf(out, "  %-24s handler %s\n", cfg->streams[i].name,
-                rs_handler_kind_name(cfg->streams[i].handler));
-        print_handler_settings(out, &cfg->streams[i]);
+        const rs_stream_config_t *sc = &cfg->streams[i];
+        fprintf(out, "  %-24s handler %s", sc->name, rs_handler_kind_name(sc->handler));
+        /* "none", the default, is left out so most streams' lines stay short. */
+        if (sc->ordering == RS_ORDERING_KEY)
+            fprintf(out, ", ordering key (key_field %s)", sc->key_field);
+        else if (sc->ordering != RS_ORDERING_NONE)
+            fprintf(out, ", ordering %s", rs_ordering_name(sc->ordering));
+        fprintf(out, "\n");
+        print_handler_settings(out, sc);
     }
     fprintf(out, "health:   ");
     print_addr(out, cfg->health.address, cfg->health.port);
@@ -2256,6 +2325,8 @@ static bool key_equal(const key_spec_t *k, const void *a, const void *b)
     case KEY_HANDLER:
         return *(const rs_handler_kind_t *)(const void *)pa ==
                *(const rs_handler_kind_t *)(const void *)pb;
+    case KEY_ORDERING:
+        return *(const rs_ordering_t *)(const void *)pa == *(const rs_ordering_t *)(const void *)pb;
     case KEY_STRING_LIST:
         return list_equal((const rs_string_list_t *)(const void *)pa,
                           (const rs_string_list_t *)(const void *)pb);

@@ -67,10 +67,21 @@ typedef enum {
     RS_SECRET_FLAG,        /* a command-line flag */
 } rs_secret_source_t;
 
+/* How the entries of one stream are ordered when several workers handle them. */
+typedef enum {
+    RS_ORDERING_NONE = 0, /* "none": any worker, any order (the default) */
+    RS_ORDERING_STREAM,   /* "stream": one at a time, in id order */
+    RS_ORDERING_KEY,      /* "key": one at a time and in id order per value of key_field;
+                           * different values in parallel */
+} rs_ordering_t;
+
 typedef struct {
     char *name;                /* the stream's key in Redis; unique in the list */
     rs_handler_kind_t handler; /* what runs for each entry */
     int line;                  /* line of the entry in the file, 0 for built-in defaults */
+    rs_ordering_t ordering;    /* default RS_ORDERING_NONE */
+    char *key_field; /* the field whose value is the ordering key: set (non-empty) exactly
+                      * when ordering is RS_ORDERING_KEY, NULL otherwise */
 
     /* Settings of the handler kinds that take any; only the chosen kind's are set. */
     struct {
@@ -197,7 +208,8 @@ int rs_config_set_redis_addr(rs_config_t *cfg, const char *addr, const char *wha
  * Returns 0, or -1 when out of memory. */
 int rs_config_set_string(char **slot, const char *value);
 
-/* True when the two stream entries have the same name, handler and handler settings. Pure. */
+/* True when the two stream entries have the same name, handler, ordering, key_field and handler
+ * settings (a reload restarts a stream whose entry is not equal). Pure. */
 bool rs_stream_config_equal(const rs_stream_config_t *a, const rs_stream_config_t *b);
 
 /* A deep copy of one stream entry, independent of the configuration it came from. Returns
@@ -216,6 +228,9 @@ size_t rs_config_restart_keys(const rs_config_t *running, const rs_config_t *nex
 
 /* The name used in configuration files for a handler kind ("log"). */
 const char *rs_handler_kind_name(rs_handler_kind_t kind);
+
+/* The configuration word for an ordering: "none", "stream" or "key". */
+const char *rs_ordering_name(rs_ordering_t ordering);
 
 /* A copy of `url` with any user:password@ replaced by ***@, for messages (a webhook's or the
  * collector's URL may carry credentials). Returns NULL when out of memory. Caller frees with

@@ -132,7 +132,8 @@ static void dead_letter(rs_consumer_t *c, rs_entry_t *e, const char *error)
 /* A retryable failure: schedule another delivery after the backoff for this delivery count,
  * or the target's own Retry-After when that is longer. Everything it needs of the stream is
  * used before the hand-off: once the id waits in the retry scheduler, a reload may retire the
- * stream, cancel the retry, and free the stream. */
+ * stream, cancel the retry, and free the stream. An ordered entry's lane stays held while it
+ * waits (the scheduler gives it back), or is released here when the entry is left pending. */
 static void schedule_retry(rs_consumer_t *c, unsigned worker, rs_entry_t *e,
                            const rs_handler_report_t *report)
 {
@@ -147,12 +148,17 @@ static void schedule_retry(rs_consumer_t *c, unsigned worker, rs_entry_t *e,
            "stream=%s id=%s delivery=%llu handler %s failed: %s; retrying in %lld ms", s->name,
            e->id, (unsigned long long)e->delivery, s->handler->ops->kind, report->error,
            (long long)delay);
-    if (rs_retry_schedule(c->retry, s, e->id, e->delivery, delay) == 0)
+    struct rs_lane *lane = e->lane;
+    if (lane != NULL)
+        rs_queue_hold(c->queue);
+    if (rs_retry_schedule(c->retry, s, e->id, e->delivery, delay, lane) == 0)
         return;
     atomic_fetch_sub(&s->stats.retried, 1);
     rs_log(c->log, RS_LOG_WARN, "worker",
            "stream=%s id=%s too many retries waiting: left pending until claimed after %d ms",
            s->name, e->id, c->cfg->group.claim_idle_ms);
+    if (lane != NULL)
+        rs_queue_unhold(c->queue, lane);
     rs_stream_settle(s, 1);
 }
 
@@ -241,11 +247,14 @@ static void record_e2e(rs_consumer_t *c, unsigned worker, const rs_entry_t *e)
 
 /* Runs the handler for one entry and decides its fate. Returns true when it succeeded: the
  * caller then queues its ack (with the rest of the batch) and frees it; otherwise the entry
- * was handed on (retry, dead letter) or freed here. */
+ * was handed on (retry, dead letter) or freed here. Either way an ordered entry's lane is
+ * passed on here: released (the key's next entry may start at once), or held by the retry. */
 static bool handle_entry(rs_consumer_t *c, unsigned worker, rs_entry_t *e)
 {
     rs_stream_t *s = e->stream;
     uint64_t max = (uint64_t)c->cfg->group.max_deliveries;
+    struct rs_lane *lane = e->lane;
+    e->lane = NULL;
 
     if (e->delivery > max) {
         /* Delivered again by a crash recovery or a claim after its last allowed attempt. */
@@ -253,6 +262,7 @@ static bool handle_entry(rs_consumer_t *c, unsigned worker, rs_entry_t *e)
         snprintf(why, sizeof(why), "delivered %llu times, more than max_deliveries (%llu)",
                  (unsigned long long)e->delivery, (unsigned long long)max);
         dead_letter(c, e, why);
+        rs_queue_done(c->queue, lane);
         return false;
     }
     rs_handler_report_t report;
@@ -268,10 +278,12 @@ static bool handle_entry(rs_consumer_t *c, unsigned worker, rs_entry_t *e)
     if (outcome == RS_OUTCOME_SUCCESS) {
         record_e2e(c, worker, e);
         atomic_fetch_add_explicit(&s->stats.succeeded, 1, memory_order_relaxed);
+        rs_queue_done(c->queue, lane);
         return true;
     }
     atomic_fetch_add(&s->stats.failed, 1);
     if (outcome == RS_OUTCOME_RETRY && e->delivery < max) {
+        e->lane = lane;
         schedule_retry(c, worker, e, &report);
         rs_entry_free(e);
         return false;
@@ -284,6 +296,7 @@ static bool handle_entry(rs_consumer_t *c, unsigned worker, rs_entry_t *e)
     } else {
         dead_letter(c, e, report.error);
     }
+    rs_queue_done(c->queue, lane);
     return false;
 }
 
@@ -307,6 +320,7 @@ static void handle_batch(void *arg, unsigned worker, rs_entry_t **entries, size_
     }
     /* The shutdown deadline passed: what is left stays pending for the next start. */
     for (; i < n; i++) {
+        rs_queue_done(c->queue, entries[i]->lane);
         rs_stream_settle(entries[i]->stream, 1);
         rs_entry_free(entries[i]);
     }
@@ -653,8 +667,12 @@ size_t rs_consumer_tick(rs_consumer_t *c)
                 rs_log(c->log, RS_LOG_ERROR, "consumer", "stream=%s not read: %s", next->name, why);
             else
                 rs_log(c->log, RS_LOG_INFO, "consumer",
-                       "stream=%s now handled with its new settings (handler %s)", next->name,
-                       next->handler->ops->kind);
+                       "stream=%s now handled with its new settings (handler %s%s%s)", next->name,
+                       next->handler->ops->kind,
+                       next->cfg->ordering != RS_ORDERING_NONE ? ", ordering " : "",
+                       next->cfg->ordering != RS_ORDERING_NONE
+                           ? rs_ordering_name(next->cfg->ordering)
+                           : "");
             i++;
         } else {
             rs_log(c->log, RS_LOG_INFO, "consumer",
@@ -837,6 +855,8 @@ int rs_consumer_snapshot(rs_consumer_t *c, rs_metrics_t *m)
     m->consumer = c->cfg->group.consumer;
     m->queue_depth = rs_queue_depth(c->queue);
     m->queue_capacity = rs_queue_capacity(c->queue);
+    m->queue_lanes = rs_queue_lanes(c->queue);
+    m->queue_lane_waiting = rs_queue_lane_waiting(c->queue);
     m->workers = (uint64_t)c->cfg->workers.threads;
     m->workers_busy = rs_pool_busy(c->pool);
     m->retry_waiting = rs_retry_waiting(c->retry);
@@ -856,8 +876,10 @@ int rs_consumer_snapshot(rs_consumer_t *c, rs_metrics_t *m)
     /* One block: the array, then the names it points into (the streams may be freed by a
      * reload as soon as the lock is released). */
     size_t names = 0;
-    for (size_t i = 0; i < c->nslots; i++)
-        names += strlen(c->slots[i].stream->name) + 1;
+    for (size_t i = 0; i < c->nslots; i++) {
+        const rs_stream_config_t *sc = c->slots[i].stream->cfg;
+        names += strlen(sc->name) + 1 + (sc->key_field != NULL ? strlen(sc->key_field) + 1 : 0);
+    }
     size_t n = c->nslots;
     rs_metrics_stream_t *streams = calloc(1, (n > 0 ? n : 1) * sizeof(*streams) + names);
     if (streams == NULL) {
@@ -881,6 +903,13 @@ int rs_consumer_snapshot(rs_consumer_t *c, rs_metrics_t *m)
         ms->name = name_at;
         name_at += len;
         ms->handler = s->handler->ops->kind; /* a string literal: outlives the stream */
+        ms->ordering = rs_ordering_name(s->cfg->ordering); /* a literal too */
+        if (s->cfg->key_field != NULL) {
+            len = strlen(s->cfg->key_field) + 1;
+            memcpy(name_at, s->cfg->key_field, len);
+            ms->key_field = name_at;
+            name_at += len;
+        }
         ms->received = atomic_load(&s->stats.received);
         ms->succeeded = atomic_load(&s->stats.succeeded);
         ms->retried = atomic_load(&s->stats.retried);

@@ -26,12 +26,6 @@ const rs_dashboard_asset_t *rs_dashboard_asset(const char *path)
     return NULL;
 }
 
-const char *rs_dashboard_ordering(const char *stream)
-{
-    (void)stream;
-    return "none";
-}
-
 char *rs_dashboard_stats_json(const rs_dashboard_stats_t *s, size_t *len)
 {
     const rs_metrics_t *m = s->m;
@@ -69,7 +63,9 @@ char *rs_dashboard_stats_json(const rs_dashboard_stats_t *s, size_t *len)
         if (o != NULL) {
             rs_json_set(o, "name", rs_json_cstr(ms->name), &bad);
             rs_json_set(o, "handler", rs_json_cstr(ms->handler), &bad);
-            rs_json_set(o, "ordering", rs_json_cstr(rs_dashboard_ordering(ms->name)), &bad);
+            rs_json_set(o, "ordering", rs_json_cstr(ms->ordering), &bad);
+            if (ms->key_field != NULL)
+                rs_json_set(o, "key_field", rs_json_cstr(ms->key_field), &bad);
             rs_json_set(o, "handled", rs_json_u64(ms->succeeded), &bad);
             rs_json_set(o, "failed", rs_json_u64(ms->failed), &bad);
             rs_json_set(o, "retried", rs_json_u64(ms->retried), &bad);

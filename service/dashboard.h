@@ -40,10 +40,6 @@ extern const size_t rs_dashboard_nassets;
 /* The embedded file served at `path`, or NULL. Any thread. */
 const rs_dashboard_asset_t *rs_dashboard_asset(const char *path);
 
-/* A stream's delivery ordering as the dashboard shows it. Ordering does not exist yet
- * (issue 12): "none" for every stream. The one place to change when it does. */
-const char *rs_dashboard_ordering(const char *stream);
-
 /* The overview for /api/stats. */
 typedef struct {
     const rs_metrics_t *m;        /* the consumer's snapshot (its `redis` unused) */

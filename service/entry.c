@@ -79,6 +79,11 @@ static rs_entry_t *entry_alloc(rs_entry_block_t *block, size_t size, size_t nfie
     e->id[id_len] = '\0';
     e->delivery = delivery;
     e->trace = NULL;
+    e->order_scope = NULL;
+    e->order_key = NULL;
+    e->order_key_len = 0;
+    e->lane = NULL;
+    e->next = NULL;
     e->nfields = nfields;
     e->fields = (rs_field_t *)(e + 1);
     *cursor = (char *)(e->fields + nfields);

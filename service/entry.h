@@ -33,7 +33,9 @@ typedef struct {
     size_t value_len;
 } rs_field_t;
 
-typedef struct {
+struct rs_lane; /* an ordering lane of the work queue (queue.c); opaque here */
+
+typedef struct rs_entry {
     rs_entry_block_t *block;  /* the shared block it lives in, or NULL: its own allocation */
     struct rs_stream *stream; /* borrowed: the stream outlives all of its entries */
     const char *stream_name;  /* borrowed, as `stream` */
@@ -45,6 +47,17 @@ typedef struct {
     const rs_trace_context_t *trace;
     size_t nfields;
     rs_field_t *fields; /* nfields pairs, inside the same allocation */
+
+    /* Ordering, for the work queue (queue.h). Whoever queues a new entry sets `order_scope`
+     * (NULL: unordered, the default) and the key's bytes (`order_key`, inside the entry or a
+     * static string); the queue sets `lane`, and the entry carries it until its handling is
+     * over. `next` links the entry into the queue's lists. Constructors set all of these to
+     * NULL/0. */
+    const void *order_scope;
+    const char *order_key;
+    size_t order_key_len;
+    struct rs_lane *lane;
+    struct rs_entry *next;
 } rs_entry_t;
 
 /* A block sized for every well-formed entry of `list` (the entry array of an XREADGROUP or

@@ -6,14 +6,19 @@
  * DESIGN: one thread per connection ("rs-load-<n>"), each with its own rs_redis_t, so no
  * lock is taken while running. A connection keeps up to `pipeline` XADDs in flight: it builds
  * the commands' protocol text itself into a reusable buffer (only the message number, the
- * payload, the timestamp and the send time change between entries; the rest is rendered once
- * at creation), hands each batch to hiredis with redisAppendFormattedCommand() and writes it,
+ * payload, the timestamp, the key and the send time change between entries, and with
+ * partitions the stream, picked from names rendered once; the rest is rendered once at
+ * creation), hands each batch to hiredis with redisAppendFormattedCommand() and writes it,
  * then waits in ppoll() for replies, for the next send time, or for the stop eventfd.
  * Replies are read with redisBufferRead() and redisGetReplyFromReader(), so the thread never
  * blocks inside hiredis while it could be writing, and a stop is seen at once.
  * Timing: each command's write time goes into a ring of `pipeline` slots (Redis answers in
  * order), and its reply's read time minus that is its latency, recorded in the connection's
- * own rs_latency_t (single writer) and merged by the controlling thread at the end.
+ * own rs_latency_t (single writer) and merged by the controlling thread at the end. With
+ * partitions a second ring of the same slots holds each command's partition, so an error
+ * reply names the stream it came from.
+ * Keys: message n's key and partition are pure functions of n (partition.h), so connections
+ * need no shared state to agree on them.
  * Pacing is an absolute CLOCK_MONOTONIC schedule: message n (1, 2, 3, ... over all
  * connections) is due at start + (n - 1) / rate, and connection i sends messages i + 1,
  * i + 1 + C, i + 1 + 2C, ..., so the connections interleave evenly and the time a write takes
@@ -50,6 +55,7 @@
 
 #include "clock.h"
 #include "message.h"
+#include "partition.h"
 
 #define LOG_MODULE "loadgen"
 
@@ -86,7 +92,8 @@ struct conn {
     uint64_t base_k;
 
     /* In flight: the write times of the commands awaiting replies, oldest at ring_head. */
-    int64_t *sent_at; /* `pipeline` slots */
+    int64_t *sent_at;  /* `pipeline` slots */
+    uint16_t *part_at; /* the same slots: each command's partition; NULL without partitions */
     size_t ring_head;
     size_t inflight;
     size_t unflushed;         /* commands built into `out` and not yet written */
@@ -119,12 +126,19 @@ struct rs_loadgen {
     rs_loadgen_opts_t o;
     const char *stream; /* cfg's */
     bool paced;
+    unsigned partitions; /* 1: the stream itself; else <stream>:0 .. <stream>:<partitions-1> */
 
-    /* The constant protocol text of every XADD: `head` up to the message field's name,
-     * `middle` from the type field to the timestamp field's name, `tail` the send time field's
-     * name. `pad` is the payload's padding. */
-    char *head, *middle, *tail, *pad;
-    size_t head_len, middle_len, tail_len;
+    /* The constant protocol text of every XADD: `verb` the argument count and XADD, then the
+     * stream as a bulk string, then `head` up to the message field's name, `middle` from the
+     * type field to the timestamp field's name, `key` the key field's name (with a key field),
+     * `tail` the send time field's name. `pad` is the payload's padding. */
+    char *verb, *head, *middle, *key, *tail, *pad;
+    size_t verb_len, head_len, middle_len, key_len, tail_len;
+    /* Partition p's stream: its name at names + name_off[p] (NUL-terminated), its bulk string
+     * text at bulks + bulk_off[p], bulk_off[p + 1] - bulk_off[p] bytes. One entry without
+     * partitions. */
+    char *names, *bulks;
+    size_t *name_off, *bulk_off;
     size_t cmd_max; /* the longest one command's text can be */
 
     conn_t *conns;
@@ -220,25 +234,71 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
 
 /* --- creation ------------------------------------------------------------------------------- */
 
+/* Renders the stream names, one per partition, as text and as bulk strings. Returns 0, or -1
+ * when out of memory. */
+static int render_streams(rs_loadgen_t *lg)
+{
+    unsigned n = lg->partitions;
+    size_t slen = strlen(lg->stream);
+    /* A name is the stream, ':', the partition's digits and a NUL; as a bulk string it has
+     * "$<len>\r\n" before it and "\r\n" after. */
+    size_t name_max = slen + 1 + 10 + 1;
+    lg->names = malloc(n * name_max);
+    lg->bulks = malloc(n * (name_max + 3 + U64_DIGITS + 2));
+    lg->name_off = malloc((n + 1) * sizeof(*lg->name_off));
+    lg->bulk_off = malloc((n + 1) * sizeof(*lg->bulk_off));
+    if (lg->names == NULL || lg->bulks == NULL || lg->name_off == NULL || lg->bulk_off == NULL)
+        return -1;
+    size_t name_at = 0;
+    char *b = lg->bulks;
+    for (unsigned i = 0; i < n; i++) {
+        char *name = lg->names + name_at;
+        int len = n == 1 ? snprintf(name, name_max, "%s", lg->stream)
+                         : snprintf(name, name_max, "%s:%u", lg->stream, i);
+        lg->name_off[i] = name_at;
+        lg->bulk_off[i] = (size_t)(b - lg->bulks);
+        name_at += (size_t)len + 1;
+        b = put_bulk(b, name, (size_t)len);
+    }
+    lg->name_off[n] = name_at;
+    lg->bulk_off[n] = (size_t)(b - lg->bulks);
+    return 0;
+}
+
+/* Partition p's stream name. */
+static const char *stream_name(const rs_loadgen_t *lg, unsigned p)
+{
+    return lg->names + lg->name_off[p];
+}
+
 /* Renders the constant parts of the XADD text. Returns 0, or -1 when out of memory. */
 static int render_constant_parts(rs_loadgen_t *lg)
 {
     const char *type = lg->o.cfg->producer.type;
-    size_t slen = strlen(lg->stream), tlen = strlen(type);
-    unsigned argc = 2u + (lg->o.maxlen > 0 ? 3u : 0u) + 1u + 6u + (lg->o.e2e ? 2u : 0u);
+    const char *key_field = lg->o.key_field;
+    size_t tlen = strlen(type), klen = key_field != NULL ? strlen(key_field) : 0;
+    unsigned argc = 2u + (lg->o.maxlen > 0 ? 3u : 0u) + 1u + 6u + (key_field != NULL ? 2u : 0u) +
+                    (lg->o.e2e ? 2u : 0u);
 
-    lg->head = malloc(slen + 160);
+    if (render_streams(lg) != 0)
+        return -1;
+    lg->verb = malloc(64);
+    lg->head = malloc(160);
     lg->middle = malloc(tlen + 80);
+    lg->key = malloc(klen + 3 + U64_DIGITS + 2);
     lg->tail = malloc(64);
-    if (lg->head == NULL || lg->middle == NULL || lg->tail == NULL)
+    if (lg->verb == NULL || lg->head == NULL || lg->middle == NULL || lg->key == NULL ||
+        lg->tail == NULL)
         return -1;
 
-    char *p = lg->head;
+    char *p = lg->verb;
     *p++ = '*';
     p = put_u64(p, argc);
     p = put_crlf(p);
     p = put_bulk_str(p, "XADD");
-    p = put_bulk(p, lg->stream, slen);
+    lg->verb_len = (size_t)(p - lg->verb);
+
+    p = lg->head;
     if (lg->o.maxlen > 0) {
         char num[U64_DIGITS];
         char *end = put_u64(num, lg->o.maxlen);
@@ -255,13 +315,24 @@ static int render_constant_parts(rs_loadgen_t *lg)
     p = put_bulk_str(p, RS_FIELD_TIMESTAMP);
     lg->middle_len = (size_t)(p - lg->middle);
 
+    if (key_field != NULL) {
+        p = put_bulk(lg->key, key_field, klen);
+        lg->key_len = (size_t)(p - lg->key);
+    }
+
     p = put_bulk_str(lg->tail, RS_FIELD_SENT_NS);
     lg->tail_len = (size_t)(p - lg->tail);
 
+    size_t stream_max = 0;
+    for (unsigned i = 0; i < lg->partitions; i++) {
+        size_t len = lg->bulk_off[i + 1] - lg->bulk_off[i];
+        stream_max = len > stream_max ? len : stream_max;
+    }
     /* "Message #<n>" needs at most 9 + 20 bytes; bulk headers at most 1 + 20 + 2. */
     size_t message_max = lg->o.payload_size > 0 ? lg->o.payload_size : 9 + U64_DIGITS;
-    lg->cmd_max = lg->head_len + (3 + U64_DIGITS) + message_max + 2 + lg->middle_len +
-                  (3 + U64_DIGITS) + RS_RFC3339_LEN + 2 + lg->tail_len + (3 + U64_DIGITS) +
+    lg->cmd_max = lg->verb_len + stream_max + lg->head_len + (3 + U64_DIGITS) + message_max + 2 +
+                  lg->middle_len + (3 + U64_DIGITS) + RS_RFC3339_LEN + 2 + lg->key_len +
+                  (3 + U64_DIGITS) + RS_KEY_TEXT_MAX + 2 + lg->tail_len + (3 + U64_DIGITS) +
                   U64_DIGITS + 2;
 
     if (lg->o.payload_size > 0) {
@@ -293,6 +364,8 @@ static int conn_init(rs_loadgen_t *lg, conn_t *cn, unsigned index)
     snprintf(name, sizeof(name), "load %u", index);
     cn->redis = rs_redis_new_from_config(o->cfg, name, o->command_timeout_ms, o->log);
     cn->sent_at = malloc(o->pipeline * sizeof(*cn->sent_at));
+    if (lg->partitions > 1)
+        cn->part_at = malloc(o->pipeline * sizeof(*cn->part_at));
     cn->out_cap = FLUSH_BYTES + lg->cmd_max;
     cn->out = malloc(cn->out_cap);
     cn->total = rs_latency_new();
@@ -305,6 +378,7 @@ static int conn_init(rs_loadgen_t *lg, conn_t *cn, unsigned index)
     atomic_init(&cn->window_epoch[0], 0);
     atomic_init(&cn->window_epoch[1], 0);
     if (cn->redis == NULL || cn->sent_at == NULL || cn->out == NULL || cn->total == NULL ||
+        (lg->partitions > 1 && cn->part_at == NULL) ||
         (o->progress && (cn->window[0] == NULL || cn->window[1] == NULL)))
         return -1;
     return 0;
@@ -330,6 +404,21 @@ rs_loadgen_t *rs_loadgen_new(const rs_loadgen_opts_t *opts, char *err, size_t er
         set_err(err, errlen, "payload size, duration or command timeout out of range");
         return NULL;
     }
+    if (opts->partitions > RS_PARTITIONS_MAX || (opts->partitions > 1 && opts->key_field == NULL)) {
+        set_err(err, errlen, "partitions must be from 1 to %u, and more than 1 needs a key field",
+                RS_PARTITIONS_MAX);
+        return NULL;
+    }
+    if (opts->key_field != NULL &&
+        (opts->key_field[0] == '\0' || opts->keys < 1 || opts->keys > RS_KEYS_MAX ||
+         opts->hot_share < RS_HOT_SHARE_NONE || opts->hot_share > 100 ||
+         (opts->hot_share != RS_HOT_SHARE_NONE && opts->keys < 2))) {
+        set_err(err, errlen,
+                "key field empty, keys not from 1 to %" PRIu64 ", or hot key share not from 0 to "
+                "100 (with at least 2 keys)",
+                RS_KEYS_MAX);
+        return NULL;
+    }
 
     rs_loadgen_t *lg = calloc(1, sizeof(*lg));
     if (lg == NULL) {
@@ -339,6 +428,7 @@ rs_loadgen_t *rs_loadgen_new(const rs_loadgen_opts_t *opts, char *err, size_t er
     lg->o = *opts;
     lg->stream = opts->cfg->producer.stream;
     lg->paced = opts->rate > 0;
+    lg->partitions = opts->partitions > 1 ? opts->partitions : 1;
     lg->stop_fd = eventfd(0, EFD_CLOEXEC);
     lg->done_fd = eventfd(0, EFD_CLOEXEC);
     atomic_init(&lg->stopping, false);
@@ -379,6 +469,7 @@ void rs_loadgen_free(rs_loadgen_t *lg)
             conn_t *cn = &lg->conns[i];
             rs_redis_free(cn->redis);
             free(cn->sent_at);
+            free(cn->part_at);
             free(cn->out);
             rs_latency_free(cn->total);
             rs_latency_free(cn->window[0]);
@@ -386,10 +477,16 @@ void rs_loadgen_free(rs_loadgen_t *lg)
         }
         free(lg->conns);
     }
+    free(lg->verb);
     free(lg->head);
     free(lg->middle);
+    free(lg->key);
     free(lg->tail);
     free(lg->pad);
+    free(lg->names);
+    free(lg->bulks);
+    free(lg->name_off);
+    free(lg->bulk_off);
     rs_latency_free(lg->summary);
     rs_latency_free(lg->interval);
     if (lg->stop_fd >= 0)
@@ -422,7 +519,8 @@ static void refresh_timestamp(conn_t *cn, int64_t realtime_ns)
 }
 
 /* Builds the text of the next XADD (message number index + 1 + written * connections) at the
- * end of `out`, which has room for lg->cmd_max more bytes. */
+ * end of `out`, which has room for lg->cmd_max more bytes, and notes its partition in the
+ * slot it will occupy once written. */
 static void build_xadd(conn_t *cn)
 {
     const rs_loadgen_t *lg = cn->lg;
@@ -437,7 +535,24 @@ static void build_xadd(conn_t *cn)
     uint64_t n = (uint64_t)cn->index + 1 + cn->written * lg->o.connections;
     size_t mlen = (size_t)(put_u64(message + 9, n) - message);
 
+    char key[RS_KEY_TEXT_MAX];
+    size_t klen = 0;
+    unsigned part = 0;
+    if (lg->o.key_field != NULL) {
+        klen = rs_key_format(key, rs_key_index(n, lg->o.keys, lg->o.hot_share));
+        if (lg->partitions > 1) {
+            part = rs_partition_of(key, klen, lg->partitions);
+            size_t slot = (cn->ring_head + cn->inflight + cn->unflushed) % lg->o.pipeline;
+            cn->part_at[slot] = (uint16_t)part;
+        }
+    }
+
     char *p = cn->out + cn->out_len;
+    memcpy(p, lg->verb, lg->verb_len);
+    p += lg->verb_len;
+    size_t blen = lg->bulk_off[part + 1] - lg->bulk_off[part];
+    memcpy(p, lg->bulks + lg->bulk_off[part], blen);
+    p += blen;
     memcpy(p, lg->head, lg->head_len);
     p += lg->head_len;
     if (lg->o.payload_size == 0) {
@@ -453,6 +568,10 @@ static void build_xadd(conn_t *cn)
     memcpy(p, lg->middle, lg->middle_len);
     p += lg->middle_len;
     p = put_bulk(p, cn->timestamp, cn->timestamp_len);
+    if (lg->o.key_field != NULL) {
+        memcpy(p, lg->key, lg->key_len);
+        p = put_bulk(p + lg->key_len, key, klen);
+    }
     if (lg->o.e2e) {
         memcpy(p, lg->tail, lg->tail_len);
         p += lg->tail_len;
@@ -585,6 +704,7 @@ static int on_reply(conn_t *cn, const redisReply *reply, int64_t now)
         return -1;
     }
     int64_t written_at = cn->sent_at[cn->ring_head];
+    unsigned part = cn->part_at != NULL ? cn->part_at[cn->ring_head] : 0;
     if (++cn->ring_head == cn->lg->o.pipeline)
         cn->ring_head = 0;
     cn->inflight--;
@@ -605,15 +725,15 @@ static int on_reply(conn_t *cn, const redisReply *reply, int64_t now)
         if (first && kind != RS_REDIS_ERR_IO) {
             /* WRONGTYPE, NOPERM, OOM, a syntax error: every XADD would fail the same way. */
             fail_run(cn, kind == RS_REDIS_ERR_AUTH ? RS_REDIS_ERR_AUTH : RS_REDIS_ERR_REPLY,
-                     "XADD to stream %s failed: redis %s: %.*s", cn->lg->stream, addr, len,
-                     reply->str);
+                     "XADD to stream %s failed: redis %s: %.*s", stream_name(cn->lg, part), addr,
+                     len, reply->str);
             return 1;
         }
         if (!cn->error_logged)
             rs_log(cn->lg->o.log, RS_LOG_WARN, LOG_MODULE,
                    "connection %u: XADD to stream %s failed: redis %s: %.*s (further errors "
                    "are counted, not logged)",
-                   cn->index, cn->lg->stream, addr, len, reply->str);
+                   cn->index, stream_name(cn->lg, part), addr, len, reply->str);
     } else if (!cn->error_logged) {
         rs_log(cn->lg->o.log, RS_LOG_WARN, LOG_MODULE,
                "connection %u: unexpected reply type %d to XADD from redis %s (further errors "

@@ -9,9 +9,12 @@
  *
  * Entries have the demo's fields, message ("Message #<n>", numbered 1, 2, 3, ... over all
  * connections; with a payload size, padded or cut to exactly that many bytes), type and
- * timestamp (RFC 3339, UTC, whole seconds), then with e2e the field RS_FIELD_SENT_NS
- * (message.h): CLOCK_REALTIME in nanoseconds, read as the command is put into the write
- * buffer. No tracing spans are made.
+ * timestamp (RFC 3339, UTC, whole seconds), then with a key field that field with the value
+ * "key-<k>", k = rs_key_index(n, keys, hot_share) for message number n (partition.h), then
+ * with e2e the field RS_FIELD_SENT_NS (message.h): CLOCK_REALTIME in nanoseconds, read as the
+ * command is put into the write buffer. No tracing spans are made.
+ * With partitions N > 1 each entry goes to the stream "<stream>:<p>", p = rs_partition_of(key,
+ * N) (partition.h), instead of to the stream itself; the figures stay totals over all of them.
  *
  * Lifecycle, all from one controlling thread (the producer's main):
  *     rs_loadgen_new -> rs_loadgen_start -> [rs_loadgen_progress each second]
@@ -28,6 +31,7 @@
 #include "config.h"
 #include "latency.h"
 #include "log.h"
+#include "partition.h"
 #include "redis_conn.h"
 
 #define RS_LOADGEN_PIPELINE_MAX    65536
@@ -48,6 +52,13 @@ typedef struct {
     uint64_t count;         /* XADDs to write over all connections; 0 = no limit */
     uint64_t maxlen;        /* XADD MAXLEN ~ maxlen; 0 = no trimming */
     bool e2e;               /* add RS_FIELD_SENT_NS to every entry */
+    const char *key_field;  /* NULL: no key; else the name of the key field every entry gets
+                               (partition.h); borrowed until rs_loadgen_free() */
+    uint64_t keys;          /* with key_field: how many keys, 1..RS_KEYS_MAX */
+    int hot_share;          /* with key_field: RS_HOT_SHARE_NONE, or the percentage 0..100 of
+                               messages that carry key 0 (then keys >= 2) */
+    unsigned partitions;    /* 0 or 1: write to producer.stream; 2..RS_PARTITIONS_MAX (needs
+                               key_field): to "<producer.stream>:<partition>" */
     bool progress;          /* keep per-second figures for rs_loadgen_progress() */
     int command_timeout_ms; /* a connection with XADDs unanswered this long is broken */
 } rs_loadgen_opts_t;

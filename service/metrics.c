@@ -114,6 +114,13 @@ static const process_family_t process_gauges[] = {
      offsetof(rs_metrics_t, queue_depth)},
     {"redstream_queue_capacity", "gauge", "Capacity of the work queue (workers.queue_capacity).",
      offsetof(rs_metrics_t, queue_capacity)},
+    {"redstream_queue_lanes", "gauge",
+     "Ordering lanes (keys of streams with ordering \"key\", streams with \"stream\") holding "
+     "an entry now.",
+     offsetof(rs_metrics_t, queue_lanes)},
+    {"redstream_queue_lane_waiting", "gauge",
+     "Queued entries waiting for an earlier entry of their key (or stream) to be handled.",
+     offsetof(rs_metrics_t, queue_lane_waiting)},
     {"redstream_workers", "gauge", "Worker threads (workers.threads).",
      offsetof(rs_metrics_t, workers)},
     {"redstream_workers_busy", "gauge", "Worker threads running a handler now.",
@@ -306,6 +313,9 @@ static json_t *process_json(const rs_metrics_stream_t *s, int *bad)
         return NULL;
     }
     rs_json_set(p, "handler", json_cstr(s->handler), bad);
+    rs_json_set(p, "ordering", json_cstr(s->ordering), bad);
+    if (s->key_field != NULL)
+        rs_json_set(p, "key_field", rs_json_cstr(s->key_field), bad);
     rs_json_set(p, "reader_connected", json_boolean(s->reader_connected), bad);
     rs_json_set(p, "inflight", json_integer(s->inflight), bad);
     for (size_t k = 0; k < ARRAY_LEN(stream_counters); k++) {

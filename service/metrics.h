@@ -27,7 +27,9 @@
 /* One configured stream, as this process sees it. */
 typedef struct {
     const char *name;    /* borrowed */
-    const char *handler; /* the handler kind's name ("log"); borrowed */
+    const char *handler;  /* the handler kind's name ("log"); borrowed */
+    const char *ordering; /* "none", "stream" or "key" (rs_ordering_name()); borrowed */
+    const char *key_field; /* with ordering "key", the key's field; borrowed; else NULL */
     uint64_t received, succeeded, retried, failed, dead_lettered, acked, deleted, claimed;
     int64_t inflight;
     bool reader_connected; /* the reader holds a connection and its group exists */
@@ -41,6 +43,7 @@ typedef struct {
 
     uint64_t redis_reconnects; /* over every connection of the process */
     uint64_t queue_depth, queue_capacity;
+    uint64_t queue_lanes, queue_lane_waiting; /* ordering lanes, entries waiting behind one */
     uint64_t workers, workers_busy;
     uint64_t retry_waiting;
 

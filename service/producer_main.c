@@ -33,6 +33,11 @@
  * the generator's "done" descriptor that also paces the --progress lines. Load mode makes no
  * spans: a span per entry would cost more than the XADD it measures, and the generator
  * reports its own latency percentiles.
+ * Keys and partitions (--key-field, --keys, --hot-key-share, --partitions), in both modes:
+ * message n's key and, with partitions, its stream "<stream>:<p>" are pure functions of n
+ * (partition.h), so an entry sent again after a reconnection keeps both, and the load
+ * generator's connections agree without sharing anything. They are flags only, not
+ * configuration keys: they shape test and benchmark traffic, not a deployment.
  */
 
 #include <curl/curl.h>
@@ -58,6 +63,7 @@
 #include "loadgen.h"
 #include "log.h"
 #include "message.h"
+#include "partition.h"
 #include "redis_conn.h"
 #include "replay.h"
 #include "trace.h"
@@ -80,6 +86,9 @@
 
 /* The longest --duration: 30 days. */
 #define DURATION_MAX_MS INT64_C(2592000000)
+
+/* --keys when not given. */
+#define KEYS_DEFAULT 100
 
 #define NS_PER_SEC INT64_C(1000000000)
 
@@ -110,6 +119,12 @@ typedef struct {
     const char *replay_dlq; /* --replay-dlq: replay this dead-letter stream instead */
     bool dry_run;
     bool e2e; /* --e2e: add RS_FIELD_SENT_NS to every entry */
+    /* Keyed publishing, in both modes. */
+    const char *key_field; /* --key-field: NULL when not given */
+    uint64_t keys;         /* 0: not given (KEYS_DEFAULT) */
+    int hot_share;         /* RS_HOT_SHARE_NONE unless --hot-key-share */
+    uint64_t partitions;   /* 0: not given (1, the stream itself) */
+    const char *key_flag;  /* the first flag given that needs --key-field */
     /* Load mode, selected by --rate. */
     bool load;
     double rate;           /* messages/s over all connections; 0 = as fast as possible */
@@ -135,7 +150,20 @@ typedef struct {
     rs_trace_exporter_t *tracer; /* NULL when tracing is off */
     bool e2e;                    /* add RS_FIELD_SENT_NS to every entry */
     int command_timeout_ms;
+    const char *key_field; /* NULL: entries carry no key */
+    uint64_t keys;
+    int hot_share;
+    unsigned partitions; /* 1: the stream itself */
+    char *stream_buf;    /* run()'s, with partitions: holds "<stream>:<p>" */
+    size_t stream_cap;
 } producer_t;
+
+/* Where one entry goes and the key it carries. */
+typedef struct {
+    const char *stream;        /* producer.stream, or its partition (p->stream_buf) */
+    char key[RS_KEY_TEXT_MAX]; /* "" without --key-field */
+    size_t key_len;
+} route_t;
 
 /* publish()'s answer when a stop signal ended a wait; other answers are exit codes. */
 #define PUBLISH_STOPPED (-1)
@@ -171,6 +199,15 @@ static void usage(FILE *out)
             "      --e2e                add the field %s, the send time\n"
             "                           (CLOCK_REALTIME, ns), for the consumer's end-to-end\n"
             "                           latency; in both modes\n"
+            "      --key-field F        add the field F to every entry, a key \"key-<k>\":\n"
+            "                           message n gets k = (n - 1) mod K; in both modes\n"
+            "      --keys K             with --key-field: K keys, 1..%" PRIu64 " (default %d)\n"
+            "      --hot-key-share P    with --key-field: P%% of the messages (0..100, spread\n"
+            "                           evenly) get key-0, the rest go round robin over\n"
+            "                           key-1 .. key-<K-1> (needs K >= 2)\n"
+            "      --partitions N       with --key-field: write each entry to the stream\n"
+            "                           <stream>:<p>, p = FNV-1a-32(key) mod N, 1..%u\n"
+            "                           (default 1: the stream itself, no suffix)\n"
             "  -h, --help               show this help and exit\n"
             "  -V, --version            show the version and exit\n"
             "\n"
@@ -197,9 +234,9 @@ static void usage(FILE *out)
             "Exit status: 0 stopped by SIGINT/SIGTERM or --count reached, 1 runtime failure\n"
             "(e.g. the key is not a stream), 64 bad usage, 69 Redis unreachable at start,\n"
             "77 Redis refused the credentials, 78 invalid configuration.\n",
-            prog, RS_CONFIG_DEFAULT_PATH, RS_ENV_REDIS_PASSWORD, RS_FIELD_SENT_NS,
-            RS_LOADGEN_PIPELINE_MAX, RS_LOADGEN_CONNECTIONS_MAX, RS_LOADGEN_PAYLOAD_MAX,
-            RS_ENV_REDIS_PASSWORD);
+            prog, RS_CONFIG_DEFAULT_PATH, RS_ENV_REDIS_PASSWORD, RS_FIELD_SENT_NS, RS_KEYS_MAX,
+            KEYS_DEFAULT, RS_PARTITIONS_MAX, RS_LOADGEN_PIPELINE_MAX, RS_LOADGEN_CONNECTIONS_MAX,
+            RS_LOADGEN_PAYLOAD_MAX, RS_ENV_REDIS_PASSWORD);
 }
 
 __attribute__((format(printf, 1, 2))) static void usage_error(const char *fmt, ...)
@@ -263,6 +300,38 @@ static void flags_forget_password(flags_t *fl)
     }
 }
 
+/* Remembers the first flag that needs --key-field, for the error when it is missing. */
+static void note_key_flag(flags_t *fl, const char *flag)
+{
+    if (fl->key_flag == NULL)
+        fl->key_flag = flag;
+}
+
+/* Checks the name given to --key-field. Returns 0, or -1 after printing a usage error. The
+ * names the producer writes itself are refused (an entry with a field twice is ambiguous to
+ * every reader), and so is the redstream. prefix, which dead letters use. */
+static int check_key_field(const char *name)
+{
+    static const char *const taken[] = {RS_FIELD_MESSAGE, RS_FIELD_TYPE, RS_FIELD_TIMESTAMP,
+                                        RS_FIELD_TRACEPARENT};
+    if (name[0] == '\0') {
+        usage_error("--key-field: must not be empty");
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof(taken) / sizeof(taken[0]); i++)
+        if (strcmp(name, taken[i]) == 0) {
+            usage_error("--key-field: '%s' is a field the producer already writes; choose "
+                        "another name",
+                        name);
+            return -1;
+        }
+    if (strncmp(name, "redstream.", 10) == 0) {
+        usage_error("--key-field: names starting with 'redstream.' are reserved, got '%s'", name);
+        return -1;
+    }
+    return 0;
+}
+
 /* Remembers the first flag only load mode takes, for the error when --rate is missing. */
 static void note_load_flag(flags_t *fl, const char *flag)
 {
@@ -292,6 +361,10 @@ static int parse_flags(int argc, char **argv, flags_t *fl)
         OPT_PAYLOAD_SIZE,
         OPT_DURATION,
         OPT_PROGRESS,
+        OPT_KEY_FIELD,
+        OPT_KEYS,
+        OPT_HOT_KEY_SHARE,
+        OPT_PARTITIONS,
     };
     static const struct option options[] = {
         {"config", required_argument, NULL, 'c'},
@@ -312,6 +385,10 @@ static int parse_flags(int argc, char **argv, flags_t *fl)
         {"payload-size", required_argument, NULL, OPT_PAYLOAD_SIZE},
         {"duration", required_argument, NULL, OPT_DURATION},
         {"progress", no_argument, NULL, OPT_PROGRESS},
+        {"key-field", required_argument, NULL, OPT_KEY_FIELD},
+        {"keys", required_argument, NULL, OPT_KEYS},
+        {"hot-key-share", required_argument, NULL, OPT_HOT_KEY_SHARE},
+        {"partitions", required_argument, NULL, OPT_PARTITIONS},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -420,6 +497,29 @@ static int parse_flags(int argc, char **argv, flags_t *fl)
             fl->progress = true;
             note_load_flag(fl, "--progress");
             break;
+        case OPT_KEY_FIELD:
+            if (check_key_field(optarg) != 0)
+                return -1;
+            fl->key_field = optarg;
+            break;
+        case OPT_KEYS:
+            if (parse_range("--keys", optarg, 1, RS_KEYS_MAX, &fl->keys) != 0)
+                return -1;
+            note_key_flag(fl, "--keys");
+            break;
+        case OPT_HOT_KEY_SHARE: {
+            uint64_t share;
+            if (parse_range("--hot-key-share", optarg, 0, 100, &share) != 0)
+                return -1;
+            fl->hot_share = (int)share;
+            note_key_flag(fl, "--hot-key-share");
+            break;
+        }
+        case OPT_PARTITIONS:
+            if (parse_range("--partitions", optarg, 1, RS_PARTITIONS_MAX, &fl->partitions) != 0)
+                return -1;
+            note_key_flag(fl, "--partitions");
+            break;
         case 'h':
             usage(stdout);
             return 1;
@@ -449,10 +549,30 @@ static int parse_flags(int argc, char **argv, flags_t *fl)
         usage_error("--interval: not used with --rate (load mode paces by --rate)");
         return -1;
     }
-    if (fl->replay_dlq != NULL && (fl->load || fl->e2e)) {
-        usage_error("%s: cannot be combined with --replay-dlq", fl->load ? "--rate" : "--e2e");
+    if (fl->replay_dlq != NULL && (fl->load || fl->e2e || fl->key_field != NULL)) {
+        const char *flag = "--key-field";
+        if (fl->load)
+            flag = "--rate";
+        else if (fl->e2e)
+            flag = "--e2e";
+        usage_error("%s: cannot be combined with --replay-dlq", flag);
         return -1;
     }
+    if (fl->key_flag != NULL && fl->key_field == NULL) {
+        usage_error("%s: needs --key-field (the field whose value is each entry's key)",
+                    fl->key_flag);
+        return -1;
+    }
+    if (fl->keys == 0)
+        fl->keys = KEYS_DEFAULT;
+    if (fl->hot_share != RS_HOT_SHARE_NONE && fl->keys < 2) {
+        usage_error("--hot-key-share: needs --keys of at least 2 (key-0 is the hot key, the "
+                    "others share the rest), got --keys %" PRIu64,
+                    fl->keys);
+        return -1;
+    }
+    if (fl->partitions == 0)
+        fl->partitions = 1;
     return 0;
 }
 
@@ -576,18 +696,43 @@ static int error_code_len(const redisReply *reply)
     return (int)n;
 }
 
-/* Publishes entry `e`, retrying the same entry through reconnects and "not ready yet"
- * replies. Returns 0 once Redis returned an id (copied into `id`, `idlen` bytes),
- * PUBLISH_STOPPED when a stop signal ended a wait, or the exit code for a failure retrying
- * cannot fix (logged here). */
-static int publish(producer_t *p, const rs_demo_entry_t *e, char *id, size_t idlen)
+/* Fills `r` with message number `seq`'s key (with --key-field) and stream (with
+ * --partitions, written into p->stream_buf). */
+static void route_for(producer_t *p, uint64_t seq, route_t *r)
 {
-    const char *stream = p->cfg->producer.stream;
-    const char *argv[RS_XADD_MAX_ARGS + 2];
-    size_t argvlen[RS_XADD_MAX_ARGS + 2];
+    r->stream = p->cfg->producer.stream;
+    r->key[0] = '\0';
+    r->key_len = 0;
+    if (p->key_field == NULL)
+        return;
+    r->key_len = rs_key_format(r->key, rs_key_index(seq, p->keys, p->hot_share));
+    if (p->partitions > 1) {
+        snprintf(p->stream_buf, p->stream_cap, "%s:%" PRIu32, p->cfg->producer.stream,
+                 rs_partition_of(r->key, r->key_len, p->partitions));
+        r->stream = p->stream_buf;
+    }
+}
+
+/* Publishes entry `e` to r->stream, with r's key, retrying the same entry through reconnects
+ * and "not ready yet" replies. Returns 0 once Redis returned an id (copied into `id`, `idlen`
+ * bytes), PUBLISH_STOPPED when a stop signal ended a wait, or the exit code for a failure
+ * retrying cannot fix (logged here). */
+static int publish(producer_t *p, const route_t *r, const rs_demo_entry_t *e, char *id,
+                   size_t idlen)
+{
+    const char *stream = r->stream;
+    const char *argv[RS_XADD_MAX_ARGS + 4];
+    size_t argvlen[RS_XADD_MAX_ARGS + 4];
     char maxlen_buf[24];
     char sent_ns[24];
     int argc = rs_xadd_argv(stream, p->maxlen, maxlen_buf, e, argv, argvlen);
+    if (p->key_field != NULL) {
+        argv[argc] = p->key_field;
+        argvlen[argc] = strlen(p->key_field);
+        argv[argc + 1] = r->key;
+        argvlen[argc + 1] = r->key_len;
+        argc += 2;
+    }
     if (p->e2e) {
         argv[argc] = RS_FIELD_SENT_NS;
         argvlen[argc] = strlen(RS_FIELD_SENT_NS);
@@ -623,8 +768,9 @@ static int publish(producer_t *p, const rs_demo_entry_t *e, char *id, size_t idl
                        "redis %s accepts writes again after %u "
                        "attempts",
                        rs_redis_addr(p->redis), p->busy_backoff.attempt + 1);
-            rs_log(p->log, RS_LOG_INFO, LOG_MODULE, "published stream=%s id=%.*s message=\"%s\"",
-                   stream, (int)reply->len, reply->str, e->message);
+            rs_log(p->log, RS_LOG_INFO, LOG_MODULE,
+                   "published stream=%s id=%.*s message=\"%s\"%s%s", stream, (int)reply->len,
+                   reply->str, e->message, r->key_len > 0 ? " key=" : "", r->key);
             snprintf(id, idlen, "%.*s", (int)reply->len, reply->str);
             freeReplyObject(reply);
             rs_backoff_reset(&p->busy_backoff);
@@ -669,17 +815,17 @@ static int publish(producer_t *p, const rs_demo_entry_t *e, char *id, size_t idl
     }
 }
 
-/* Starts the PRODUCER span of entry `e` (a new trace) and writes its context into the entry.
- * Returns 0, or -1 when no span could be started (the entry goes out untraced). */
-static int start_span(producer_t *p, rs_span_t *span, rs_demo_entry_t *e)
+/* Starts the PRODUCER span of entry `e` (a new trace) to `stream` and writes its context into
+ * the entry. Returns 0, or -1 when no span could be started (the entry goes out untraced). */
+static int start_span(producer_t *p, const char *stream, rs_span_t *span, rs_demo_entry_t *e)
 {
     char name[RS_SPAN_TEXT_MAX];
-    snprintf(name, sizeof(name), "%s publish", p->cfg->producer.stream);
+    snprintf(name, sizeof(name), "%s publish", stream);
     if (rs_span_start(span, name, RS_SPAN_KIND_PRODUCER, NULL, p->cfg->tracing.sample_ratio) != 0)
         return -1;
     rs_traceparent_format(&span->ctx, e->traceparent);
     rs_span_set_str(span, "messaging.system", "redis");
-    rs_span_set_str(span, "messaging.destination.name", p->cfg->producer.stream);
+    rs_span_set_str(span, "messaging.destination.name", stream);
     rs_span_set_str(span, "messaging.operation.type", "send");
     return 0;
 }
@@ -704,6 +850,15 @@ static int run(producer_t *p)
     int code = RS_EXIT_OK;
     uint64_t seq = 1;
     int64_t deadline = rs_clock_monotonic_ns();
+    if (p->partitions > 1) {
+        /* "<stream>:<p>": the stream, a colon, up to 10 digits and the NUL. */
+        p->stream_cap = strlen(p->cfg->producer.stream) + 12;
+        p->stream_buf = malloc(p->stream_cap);
+        if (p->stream_buf == NULL) {
+            rs_log(p->log, RS_LOG_ERROR, LOG_MODULE, "out of memory");
+            return RS_EXIT_FAILURE;
+        }
+    }
 
     for (;;) {
         /* Delivers a stop signal that arrived during the last XADD (see DESIGN). */
@@ -717,10 +872,12 @@ static int run(producer_t *p)
             code = RS_EXIT_FAILURE;
             break;
         }
+        route_t route;
+        route_for(p, seq, &route);
         rs_span_t span;
-        bool traced = p->tracer != NULL && start_span(p, &span, &e) == 0;
+        bool traced = p->tracer != NULL && start_span(p, route.stream, &span, &e) == 0;
         char id[64] = "";
-        int rc = publish(p, &e, id, sizeof(id));
+        int rc = publish(p, &route, &e, id, sizeof(id));
         if (traced)
             finish_span(p, &span, rc, id);
         if (rc == PUBLISH_STOPPED) {
@@ -751,6 +908,8 @@ static int run(producer_t *p)
     rs_log(p->log, code == RS_EXIT_OK ? RS_LOG_INFO : RS_LOG_ERROR, LOG_MODULE,
            "stopped after %" PRIu64 " messages: %s (reconnects=%lu)", p->published, why,
            rs_redis_reconnects(p->redis));
+    free(p->stream_buf);
+    p->stream_buf = NULL;
     return code;
 }
 
@@ -766,8 +925,26 @@ static const char *load_end_reason(const flags_t *fl, const rs_loadgen_result_t 
     return fl->duration_ms != 0 ? "--duration elapsed" : "finished";
 }
 
+/* Writes the keyed-publishing part of the starting log line into `buf`: "" without
+ * --key-field, else " key_field=F keys=K [hot_key_share=P%] partitions=N (streams S:0 ..
+ * S:<N-1>)". */
+static void describe_keys(const producer_t *p, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    if (p->key_field == NULL)
+        return;
+    char hot[32] = "";
+    if (p->hot_share != RS_HOT_SHARE_NONE)
+        snprintf(hot, sizeof(hot), " hot_key_share=%d%%", p->hot_share);
+    int n = snprintf(buf, len, " key_field=%s keys=%" PRIu64 "%s partitions=%u", p->key_field,
+                     p->keys, hot, p->partitions);
+    if (p->partitions > 1 && n > 0 && (size_t)n < len)
+        snprintf(buf + n, len - (size_t)n, " (streams %s:0 .. %s:%u)", p->cfg->producer.stream,
+                 p->cfg->producer.stream, p->partitions - 1);
+}
+
 /* Prints the summary of a load run to stdout: two lines for people, then the "result:" line
- * scripts parse (bench/ does). */
+ * scripts parse (bench/ does). With partitions the figures are totals over all of them. */
 static void print_load_summary(const producer_t *p, const flags_t *fl,
                                const rs_loadgen_result_t *res)
 {
@@ -777,11 +954,16 @@ static void print_load_summary(const producer_t *p, const flags_t *fl,
     double p99 = (double)rs_latency_percentile(h, 99) / 1e3;
     double p999 = (double)rs_latency_percentile(h, 99.9) / 1e3;
     double max = (double)rs_latency_max(h) / 1e3;
-    printf("load: %" PRIu64 " XADDs to stream %s over %" PRIu64 " connection%s, pipeline %" PRIu64
-           ": %" PRIu64 " sent, %" PRIu64 " errors in %.3f s = %.1f msg/s\n",
-           res->sent + res->errors, p->cfg->producer.stream, fl->connections,
-           fl->connections == 1 ? "" : "s", fl->pipeline, res->sent, res->errors, res->seconds,
-           res->rate);
+    const char *stream = p->cfg->producer.stream;
+    if (p->partitions > 1)
+        printf("load: %" PRIu64 " XADDs to streams %s:0 .. %s:%u (by the hash of field %s)",
+               res->sent + res->errors, stream, stream, p->partitions - 1, p->key_field);
+    else
+        printf("load: %" PRIu64 " XADDs to stream %s", res->sent + res->errors, stream);
+    printf(" over %" PRIu64 " connection%s, pipeline %" PRIu64 ": %" PRIu64 " sent, %" PRIu64
+           " errors in %.3f s = %.1f msg/s\n",
+           fl->connections, fl->connections == 1 ? "" : "s", fl->pipeline, res->sent, res->errors,
+           res->seconds, res->rate);
     printf("XADD latency (us): min %.1f, mean %.1f, p50 %.1f, p90 %.1f, p99 %.1f, p99.9 %.1f, "
            "max %.1f\n",
            (double)rs_latency_min(h) / 1e3, rs_latency_mean(h) / 1e3, p50, p90, p99, p999, max);
@@ -811,6 +993,10 @@ static int run_load(producer_t *p, flags_t *fl)
     o.count = fl->count;
     o.maxlen = fl->maxlen;
     o.e2e = fl->e2e;
+    o.key_field = p->key_field;
+    o.keys = p->keys;
+    o.hot_share = p->hot_share;
+    o.partitions = p->partitions;
     o.progress = fl->progress;
     o.command_timeout_ms = p->command_timeout_ms;
 
@@ -825,14 +1011,16 @@ static int run_load(producer_t *p, flags_t *fl)
         snprintf(count_text, sizeof(count_text), "%" PRIu64, fl->count);
     if (fl->duration_ms != 0)
         snprintf(duration_text, sizeof(duration_text), "%" PRId64 "ms", fl->duration_ms);
+    char keys_text[256];
+    describe_keys(p, keys_text, sizeof(keys_text));
     rs_log(p->log, RS_LOG_INFO, LOG_MODULE,
            "starting %s load mode stream=%s type=%s rate=%g%s connections=%" PRIu64
            " pipeline=%" PRIu64 " payload_size=%" PRIu64 " count=%s duration=%s maxlen=%" PRIu64
-           " e2e=%s%s",
+           " e2e=%s%s%s",
            prog, p->cfg->producer.stream, p->cfg->producer.type, fl->rate,
            fl->rate == 0 ? " (as fast as possible)" : "", fl->connections, fl->pipeline,
            fl->payload_size, count_text, duration_text, fl->maxlen, fl->e2e ? "on" : "off",
-           p->cfg->tracing.enabled ? " (tracing is off in load mode)" : "");
+           keys_text, p->cfg->tracing.enabled ? " (tracing is off in load mode)" : "");
 
     rs_redis_status_t st = rs_loadgen_start(lg, err, sizeof(err));
     if (st != RS_REDIS_OK) {
@@ -922,6 +1110,7 @@ int main(int argc, char **argv)
 {
     flags_t fl;
     memset(&fl, 0, sizeof(fl));
+    fl.hot_share = RS_HOT_SHARE_NONE;
     int rc = parse_flags(argc, argv, &fl);
     if (rc != 0) {
         flags_forget_password(&fl);
@@ -951,6 +1140,10 @@ int main(int argc, char **argv)
     p.count = fl.count;
     p.maxlen = fl.maxlen;
     p.e2e = fl.e2e;
+    p.key_field = fl.key_field;
+    p.keys = fl.keys;
+    p.hot_share = fl.hot_share;
+    p.partitions = (unsigned)fl.partitions;
     p.interval_ns = (int64_t)cfg->producer.interval_ms * NS_PER_MS;
     rs_backoff_init(&p.busy_backoff, 100, 5000, 0);
     p.log = rs_logger_new(stderr, cfg->log.level);
@@ -1007,11 +1200,13 @@ int main(int argc, char **argv)
     char count_text[24] = "unlimited";
     if (p.count != 0)
         snprintf(count_text, sizeof(count_text), "%" PRIu64, p.count);
+    char keys_text[256];
+    describe_keys(&p, keys_text, sizeof(keys_text));
     rs_log(p.log, RS_LOG_INFO, LOG_MODULE,
            "starting %s redis=%s stream=%s type=%s interval_ms=%d count=%s maxlen=%" PRIu64
-           " e2e=%s",
+           " e2e=%s%s",
            prog, rs_redis_addr(p.redis), cfg->producer.stream, cfg->producer.type,
-           cfg->producer.interval_ms, count_text, p.maxlen, p.e2e ? "on" : "off");
+           cfg->producer.interval_ms, count_text, p.maxlen, p.e2e ? "on" : "off", keys_text);
 
     /* One attempt at start: a producer that cannot reach Redis at all is misconfigured more
      * often than not, and its supervisor (systemd's Restart=) owns the retry policy. */

@@ -582,6 +582,7 @@ static int push_entries(rs_reader_t *r, const redisReply *list, const uint64_t *
         rs_entry_t *e = rs_entry_from_reply(list->element[i], block, r->stream, r->stream->name,
                                             counts ? counts[i] : 1, &deleted, err, sizeof(err));
         if (e != NULL) {
+            rs_stream_order_entry(r->stream, e);
             r->batch[n++] = e;
         } else if (deleted) {
             r->deleted[ndeleted++] = list->element[i]->element[0]->str;

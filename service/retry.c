@@ -24,6 +24,14 @@
  * abandons what waits: those entries stay pending in Redis and are delivered again at the next
  * start.
  *
+ * Ordered entries (queue.h): the item keeps the entry's lane, whose later entries wait while
+ * it does. The queue kept a slot for it (rs_queue_hold()), so it goes back with
+ * rs_queue_push_held() without reserving room: reserving could wait for ever behind the very
+ * entries that wait for it. An ordered id that is not coming back (dropped, cancelled)
+ * releases its lane with rs_queue_unhold(). The heap holds queue_capacity unordered ids, and
+ * room beyond that for the ordered ones, which the queue's capacity bounds (plus one per
+ * worker), so an ordered retry is never refused for want of room.
+ *
  * r->lock is a leaf: it is never held while another lock is taken (streams are settled
  * outside it), across a network call, or across rs_queue_reserve().
  */
@@ -51,6 +59,7 @@ typedef struct {
     int64_t due_ns;
     int64_t delay_ms;
     rs_stream_t *stream;
+    struct rs_lane *lane; /* the ordered entry's lane, or NULL */
     uint64_t delivery;
     char id[RS_ENTRY_ID_MAX];
 } retry_item_t;
@@ -71,6 +80,9 @@ struct rs_retry {
     pthread_cond_t cond; /* CLOCK_MONOTONIC; new earliest item, or stop */
     retry_item_t *heap;  /* guarded by lock */
     size_t n, cap;       /* guarded by lock */
+    size_t plain;        /* items of unordered entries, <= plain_cap; guarded by lock */
+    size_t plain_cap;
+    struct rs_lane **lanes; /* cap lanes: rs_retry_cancel_stream()'s scratch (main thread) */
 };
 
 /* --- the heap (caller holds r->lock) ------------------------------------------------------- */
@@ -86,6 +98,7 @@ static void heap_push_locked(rs_retry_t *r, const retry_item_t *it)
 {
     size_t i = r->n++;
     r->heap[i] = *it;
+    r->plain += it->lane == NULL;
     while (i > 0 && r->heap[(i - 1) / 2].due_ns > r->heap[i].due_ns) {
         heap_swap(&r->heap[(i - 1) / 2], &r->heap[i]);
         i = (i - 1) / 2;
@@ -96,6 +109,7 @@ static void heap_push_locked(rs_retry_t *r, const retry_item_t *it)
 static retry_item_t heap_pop_locked(rs_retry_t *r)
 {
     retry_item_t top = r->heap[0];
+    r->plain -= top.lane == NULL;
     r->heap[0] = r->heap[--r->n];
     for (size_t i = 0;;) {
         size_t l = 2 * i + 1, m = i;
@@ -119,15 +133,19 @@ rs_retry_t *rs_retry_new(const rs_config_t *cfg, rs_queue_t *q, rs_logger_t *log
 {
     rs_retry_t *r = calloc(1, sizeof(*r));
     if (r != NULL) {
-        r->cap = (size_t)cfg->workers.queue_capacity;
+        r->plain_cap = (size_t)cfg->workers.queue_capacity;
+        r->cap = 2 * r->plain_cap + (size_t)cfg->workers.threads;
         r->heap = calloc(r->cap, sizeof(*r->heap));
+        r->lanes = calloc(r->cap, sizeof(*r->lanes));
     }
-    if (r != NULL && r->heap != NULL)
+    if (r != NULL && r->heap != NULL && r->lanes != NULL)
         r->redis = rs_redis_new_from_config(cfg, "retry", cfg->redis.connect_timeout_ms, log);
-    if (r == NULL || r->heap == NULL || r->redis == NULL) {
+    if (r == NULL || r->heap == NULL || r->lanes == NULL || r->redis == NULL) {
         snprintf(err, errlen, "retry scheduler: out of memory");
-        if (r != NULL)
+        if (r != NULL) {
             free(r->heap);
+            free(r->lanes);
+        }
         free(r);
         return NULL;
     }
@@ -141,18 +159,19 @@ rs_retry_t *rs_retry_new(const rs_config_t *cfg, rs_queue_t *q, rs_logger_t *log
 }
 
 int rs_retry_schedule(rs_retry_t *r, rs_stream_t *stream, const char *id, uint64_t delivery,
-                      int64_t delay_ms)
+                      int64_t delay_ms, struct rs_lane *lane)
 {
     retry_item_t it = {
         .due_ns = rs_clock_monotonic_ns() + delay_ms * NS_PER_MS,
         .delay_ms = delay_ms,
         .stream = stream,
+        .lane = lane,
         .delivery = delivery,
     };
     snprintf(it.id, sizeof(it.id), "%s", id);
     int rc = -1;
     pthread_mutex_lock(&r->lock);
-    if (r->n < r->cap && !atomic_load(&r->stop)) {
+    if (r->n < r->cap && (lane != NULL || r->plain < r->plain_cap) && !atomic_load(&r->stop)) {
         heap_push_locked(r, &it);
         if (r->heap[0].due_ns == it.due_ns)
             pthread_cond_signal(&r->cond); /* the new item is the earliest */
@@ -247,6 +266,7 @@ static long claim_batch(rs_retry_t *r, const retry_item_t *batch, size_t n, int6
 {
     const rs_config_t *cfg = r->cfg;
     rs_stream_t *s = batch[0].stream;
+    bool ordered = batch[0].lane != NULL; /* a stream's entries are all ordered, or none */
     int64_t min_idle = batch[0].delay_ms;
     for (size_t i = 1; i < n; i++)
         min_idle = batch[i].delay_ms < min_idle ? batch[i].delay_ms : min_idle;
@@ -295,6 +315,7 @@ static long claim_batch(rs_retry_t *r, const retry_item_t *batch, size_t n, int6
                 continue;
             }
             returned[i] = true;
+            e->lane = batch[i].lane;
             entries[pushed++] = e;
         }
     } else if (reply->type == REDIS_REPLY_ERROR &&
@@ -317,19 +338,26 @@ static long claim_batch(rs_retry_t *r, const retry_item_t *batch, size_t n, int6
                    ? rs_refusal_hint(rs_refusal_of(reply->str, reply->len))
                    : "malformed reply");
         freeReplyObject(reply);
+        for (size_t i = 0; i < n && ordered; i++)
+            rs_queue_unhold(r->q, batch[i].lane);
         rs_stream_settle(s, (long)n);
         return 0;
     }
     freeReplyObject(reply);
     rs_backoff_reset(&r->refused_backoff);
-    rs_queue_push_reserved(r->q, entries, pushed);
+    if (ordered)
+        rs_queue_push_held(r->q, entries, pushed);
+    else
+        rs_queue_push_reserved(r->q, entries, pushed);
     for (size_t i = 0; i < n; i++) {
         if (!returned[i]) {
             /* Acknowledged, claimed by another consumer, or deleted meanwhile: it is no
-             * longer ours to deliver. */
+             * longer ours to deliver, and its key (if ordered) moves on. */
             rs_log(r->log, RS_LOG_INFO, "retry",
                    "stream=%s id=%s is no longer pending for this consumer; retry dropped", s->name,
                    batch[i].id);
+            if (ordered)
+                rs_queue_unhold(r->q, batch[i].lane);
             rs_stream_settle(s, 1);
         }
     }
@@ -344,38 +372,42 @@ static void *retry_main(void *arg)
         size_t n = take_due(r, batch, RETRY_BATCH);
         if (n == 0)
             continue;
-        /* Room in the queue first: when it is full, retries wait like new entries. */
-        size_t room = rs_queue_reserve(r->q, n, &r->stop);
+        /* Room in the queue first: when it is full, retries wait like new entries. Ordered
+         * entries have theirs (see DESIGN); `reserved` is what to give back. */
+        bool ordered = batch[0].lane != NULL;
+        size_t room = ordered ? n : rs_queue_reserve(r->q, n, &r->stop);
         if (room < n)
             put_back(r, batch + room, n - room);
         if (room == 0)
             continue;
+        size_t reserved = ordered ? 0 : room;
         if (!rs_redis_connected(r->redis) &&
             rs_redis_connect_retry(r->redis, retry_wait, r) != RS_REDIS_OK) {
             if (!atomic_load(&r->stop)) {
                 rs_log(r->log, RS_LOG_ERROR, "retry", "%s", rs_redis_errstr(r->redis));
                 retry_wait(r, 1000);
             }
-            rs_queue_unreserve(r->q, room);
+            rs_queue_unreserve(r->q, reserved);
             put_back(r, batch, room);
             continue;
         }
         int64_t later_ms = 0;
         long pushed = claim_batch(r, batch, room, &later_ms);
         if (pushed == -2) {
-            rs_queue_unreserve(r->q, room);
+            rs_queue_unreserve(r->q, reserved);
             put_back_later(r, batch, room, later_ms);
             continue;
         }
         if (pushed < 0) {
-            rs_queue_unreserve(r->q, room);
+            rs_queue_unreserve(r->q, reserved);
             put_back(r, batch, room);
             if (!atomic_load(&r->stop))
                 rs_log(r->log, RS_LOG_WARN, "retry", "lost the connection: %s; reconnecting",
                        rs_redis_errstr(r->redis));
             continue;
         }
-        rs_queue_unreserve(r->q, room - (size_t)pushed);
+        if (!ordered)
+            rs_queue_unreserve(r->q, room - (size_t)pushed);
     }
     return NULL;
 }
@@ -414,29 +446,37 @@ void rs_retry_free(rs_retry_t *r)
     pthread_cond_destroy(&r->cond);
     pthread_mutex_destroy(&r->lock);
     free(r->heap);
+    free(r->lanes);
     free(r);
 }
 
 size_t rs_retry_cancel_stream(rs_retry_t *r, rs_stream_t *stream)
 {
     pthread_mutex_lock(&r->lock);
-    size_t kept = 0, dropped = 0;
+    size_t kept = 0, dropped = 0, nlanes = 0;
     for (size_t i = 0; i < r->n; i++) {
-        if (r->heap[i].stream == stream)
-            dropped++;
-        else
+        if (r->heap[i].stream != stream) {
             r->heap[kept++] = r->heap[i];
+            continue;
+        }
+        dropped++;
+        if (r->heap[i].lane != NULL)
+            r->lanes[nlanes++] = r->heap[i].lane;
     }
     if (dropped > 0) {
         /* Re-insert what is left, in place: each insert writes at or below the slot it
          * reads from. */
         r->n = 0;
+        r->plain = 0;
         for (size_t i = 0; i < kept; i++)
             heap_push_locked(r, &r->heap[i]);
         atomic_store_explicit(&r->waiting, r->n, memory_order_relaxed);
     }
     pthread_mutex_unlock(&r->lock);
-    /* Settled outside r->lock (it is a leaf); the stream's entries stay pending in Redis. */
+    /* Lanes released and entries settled outside r->lock (it is a leaf); the stream's entries
+     * stay pending in Redis. */
+    for (size_t i = 0; i < nlanes; i++)
+        rs_queue_unhold(r->q, r->lanes[i]);
     if (dropped > 0)
         rs_stream_settle(stream, (long)dropped);
     return dropped;

@@ -8,9 +8,11 @@
  * queue.
  *
  * Only ids wait here, not whole entries: the fields are fetched again by XCLAIM, so a long
- * outage of a webhook costs a few bytes per waiting entry. The number waiting is capped at
- * the queue's capacity; past that, a failed entry is simply left pending, and XAUTOCLAIM
- * delivers it again after group.claim_idle_ms.
+ * outage of a webhook costs a few bytes per waiting entry. The number of unordered entries
+ * waiting is capped at the queue's capacity; past that, a failed entry is simply left pending,
+ * and XAUTOCLAIM delivers it again after group.claim_idle_ms. An ordered entry keeps its lane
+ * (and a slot of the queue) while it waits, so the later entries of its key wait behind it;
+ * the queue's capacity bounds how many do, and the schedule always has room for them.
  */
 
 #include <stdint.h>
@@ -33,16 +35,19 @@ int rs_retry_start(rs_retry_t *r, char *err, size_t errlen);
 
 /* Schedules entry `id` of `stream` (delivered `delivery` times so far) for another delivery
  * in `delay_ms`. Copies the id. The entry stays in flight for its stream until it is
- * delivered again (or dropped, when Redis no longer has it pending for us).
- * Returns 0, or -1 when the schedule is full or stopping (the caller then leaves the entry
- * pending and settles it). Never blocks on the network. Any thread. */
+ * delivered again (or dropped, when Redis no longer has it pending for us). An ordered entry
+ * passes its `lane`, held with rs_queue_hold() before the call (NULL: unordered); the
+ * scheduler then gives it back to the queue with the entry, or releases it.
+ * Returns 0, or -1 when the schedule is full (never for an ordered entry) or stopping: the
+ * caller then leaves the entry pending, settles it, and unholds its lane. Never blocks on the
+ * network. Any thread. */
 int rs_retry_schedule(rs_retry_t *r, rs_stream_t *stream, const char *id, uint64_t delivery,
-                      int64_t delay_ms);
+                      int64_t delay_ms, struct rs_lane *lane);
 
 /* Drops every entry of `stream` still waiting (not those the thread is claiming now: they go
- * on to the queue), settles them for the stream, and returns how many. They stay pending in
- * Redis, for this consumer's next recovery pass or another consumer's claim. Used when a
- * reload retires the stream. Any thread; never blocks on the network. */
+ * on to the queue), releases their lanes, settles them for the stream, and returns how many.
+ * They stay pending in Redis, for this consumer's next recovery pass or another consumer's
+ * claim. Used when a reload retires the stream. Main thread; never blocks on the network. */
 size_t rs_retry_cancel_stream(rs_retry_t *r, rs_stream_t *stream);
 
 /* Entries waiting now. Any thread; lock-free. */

@@ -16,6 +16,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 rs_stream_t *rs_stream_new(const rs_stream_config_t *sc, const rs_handler_env_t *env, char *err,
                            size_t errlen)
@@ -105,4 +106,25 @@ void rs_stream_wake(rs_stream_t *s)
     pthread_mutex_lock(&s->lock);
     pthread_cond_broadcast(&s->settled);
     pthread_mutex_unlock(&s->lock);
+}
+
+void rs_stream_order_entry(const rs_stream_t *s, rs_entry_t *e)
+{
+    const rs_stream_config_t *sc = s->cfg;
+    if (sc->ordering == RS_ORDERING_NONE)
+        return;
+    e->order_scope = s;
+    e->order_key = NULL;
+    e->order_key_len = 0;
+    if (sc->ordering != RS_ORDERING_KEY || sc->key_field == NULL)
+        return;
+    size_t len = strlen(sc->key_field);
+    for (size_t i = 0; i < e->nfields; i++) {
+        const rs_field_t *f = &e->fields[i];
+        if (f->name_len == len && memcmp(f->name, sc->key_field, len) == 0) {
+            e->order_key = f->value;
+            e->order_key_len = f->value_len;
+            return;
+        }
+    }
 }

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "entry.h"
 #include "handler.h"
 #include "histogram.h"
 
@@ -53,6 +54,12 @@ rs_stream_t *rs_stream_new(const rs_stream_config_t *sc, const rs_handler_env_t 
 
 /* Frees the state and its handler; NULL is ignored. Nothing may use it any more. */
 void rs_stream_free(rs_stream_t *s);
+
+/* Sets the ordering fields of a new entry `e` of this stream (entry.h) from the stream's
+ * `ordering`: none, nothing; "stream", one lane for the whole stream; "key", the lane of the
+ * value of the first field named key_field (entries without it, or with an empty value,
+ * share one lane of their own). The key points into the entry. Any thread; pure. */
+void rs_stream_order_entry(const rs_stream_t *s, rs_entry_t *e);
 
 /* Counts `n` entries as in flight. Any thread. */
 void rs_stream_begin(rs_stream_t *s, long n);

@@ -53,7 +53,7 @@ for what in "date" "CPU" "cores" "RAM" "kernel" "redis-server" "hiredis" "gcc" "
 done
 rs_pass
 
-for letter in a b c d e f; do
+for letter in a b c d e f g; do
     rs_case "section $letter is there with figures"
     grep -q "^## $letter\. " "$results" || rs_fail "no section '## $letter.' in the results"
     rows=$(section_rows "$letter")
@@ -73,6 +73,11 @@ for rate in 1,000 10,000; do
     row=$(section_rows d | grep -F "| $rate | p99 |") || rs_fail "no p99 row at $rate/s"
     rs_assert_match '^\| [0-9,]+ \| p99 \| [^|]+ \| [0-9]+(\.[0-9]+)? \|' "$row" "p99 at $rate/s"
 done
+rs_pass
+
+rs_case "the ordering step measured key against stream ordering, with a ratio"
+row=$(section_rows g | grep -F '| "key"') || rs_fail "no \"key\" row in section g"
+rs_assert_match '^\| "key"[^|]* \| [0-9]+ \| [0-9]+\.[0-9]+ \|' "$row" "section g's key row"
 rs_pass
 
 rs_case "the run left no process or temp directory behind"

@@ -60,6 +60,26 @@ for secret in file-secret-123 flag-secret-456 env-secret-789; do
 done
 rs_pass
 
+rs_case "--check-config shows each stream's ordering, and key_field with \"key\""
+ordered=$(rs_write_config ordered <<EOF
+redis = { host = "127.0.0.1"; port = $dead; };
+streams = (
+  { name = "plain"; },
+  { name = "explicit-none"; ordering = "none"; },
+  { name = "audit"; handler = "discard"; ordering = "stream"; },
+  { name = "orders"; ordering = "key"; key_field = "customer"; }
+);
+EOF
+)
+rs_run check-ordered "$RS_PRODUCER" -c "$ordered" --check-config
+rs_assert_exit 0
+for want in "plain  *handler log\$" "explicit-none  *handler log\$" \
+    "audit  *handler discard, ordering stream\$" \
+    "orders  *handler log, ordering key (key_field customer)\$"; do
+    grep -q "^  $want" "$RS_OUT" || rs_fail "no line matching '$want' in: $(cat "$RS_OUT")"
+done
+rs_pass
+
 rs_case "a flag error is reported before the configuration is read"
 rs_run check-badflag "$RS_PRODUCER" -c "$RS_TMP/absent.conf" --check-config --count 0
 rs_assert_exit 64

@@ -60,7 +60,7 @@ group = { name = "workers"; consumer = "c1"; block_ms = 200; read_count = 16;
           claim_idle_ms = 600000; idle_consumer_timeout_ms = 0; };
 workers = { threads = 2; queue_capacity = 64; shutdown_timeout_ms = 5000; };
 streams = (
-  { name = "orders"; handler = "log"; },
+  { name = "orders"; handler = "log"; ordering = "key"; key_field = "n"; },
   { name = "payments"; handler = "exec"; command = ["$handler"]; timeout_ms = 5000; },
   { name = "$EVIL"; handler = "discard"; }
 );
@@ -127,7 +127,8 @@ t = s["totals"]
 assert t["handled"] == 40 + 20 + 15, t
 assert t["failed"] == 1 and t["dead_lettered"] == 1, t
 assert [x["name"] for x in s["streams"]] == ["orders", "payments", "<img src=x onerror=alert(1)>"]
-assert all(x["ordering"] == "none" for x in s["streams"])
+assert [(x["ordering"], x.get("key_field")) for x in s["streams"]] == \
+    [("key", "n"), ("none", None), ("none", None)], s["streams"]
 assert s["redis"]["ready"] is True and s["consumer"] == "c1" and s["group"] == "workers"
 PY
 rs_pass
@@ -163,7 +164,8 @@ s = json.load(open(sys.argv[1]))
 assert s["chart_points"] > 0, s
 assert s["imgs"] == 0 and s["problems_seen"] == [], s
 assert s["replay"].endswith("--replay-dlq payments"), s["replay"]
-assert s["rows"]["payments"]["handler"] == "exec" and s["rows"]["orders"]["ordering"] == "none"
+assert s["rows"]["payments"]["handler"] == "exec" and s["rows"]["orders"]["ordering"] == "key (n)"
+assert s["rows"]["payments"]["ordering"] == "none"
 assert s["problems"] >= 1 and s["redis"] == "connected", s
 PY
 # Kept beside the build too, since $RS_TMP goes away with the test.

@@ -5,11 +5,13 @@
 # cannot be read (permissions), a directory, an empty one, white space only, 10 MB of random
 # bytes (NULs included), 10 MB of valid-looking text on one line, 256 KiB of random bytes
 # (with NULs, and without), @include of a directory, of a missing file and of the file itself,
-# and a stream list that is empty. Each must give one line on stderr naming the file and the
-# problem and exit 78 (EX_CONFIG), within seconds and a few MiB, without touching Redis; a
-# running consumer must log the reason and keep its old configuration (and keep consuming).
-# Edge cases that are valid: a file of comments only (a warning says it sets nothing) and a
-# 900 KiB comment line (parsed in bounded time).
+# a stream list that is empty, and a stream's ordering gone wrong (an unknown word, "key"
+# without key_field, key_field with another ordering). Each must give one line on stderr
+# naming the file and the problem and exit 78 (EX_CONFIG), within seconds and a few MiB,
+# without touching Redis; a running consumer must log the reason and keep its old
+# configuration (and keep consuming). Edge cases that are valid: a file of comments only (a
+# warning says it sets nothing) and a 900 KiB comment line (parsed in bounded time). At the
+# end, reloads that change the streams' ordering restart exactly the streams changed.
 #
 # Unreadable needs a real permission failure: as root (CI) a mode-000 file is still readable,
 # so every program here runs as "nobody" (setpriv) when the test runs as root, with the files
@@ -128,20 +130,35 @@ make_bad() {
         printf 'streams = ( );\n' >"$path"
         echo ":1: streams: must list at least one stream"
         ;;
+    ordering-unknown)
+        printf 'streams = (\n  { name = "events"; ordering = "keyed"; }\n);\n' >"$path"
+        echo ":2: streams[0].ordering: unknown ordering 'keyed' (known: none, stream, key)"
+        ;;
+    ordering-key-no-field)
+        printf 'streams = (\n  { name = "events";\n    ordering = "key"; }\n);\n' >"$path"
+        echo ':3: streams[0].ordering: key_field is required when ordering = "key"'
+        ;;
+    key-field-without-key)
+        printf 'streams = ( { name = "events"; ordering = "stream";\n  key_field = "n"; } );\n' \
+            >"$path"
+        echo ':2: streams[0].key_field: applies only when ordering = "key", and ordering is "stream"'
+        ;;
     esac
 }
 CASES="unreadable directory empty blank garbage-10mb one-line-10mb garbage-nul garbage-no-nul
-    include-dir include-missing include-self no-streams"
+    include-dir include-missing include-self no-streams ordering-unknown ordering-key-no-field
+    key-field-without-key"
 
 # shellcheck disable=SC2119 # no extra redis-server arguments
 rs_start_redis
 dead_port=$(rs_free_port)
 
-# good_config PATH [STREAMS]: a valid consumer configuration (log handler) at PATH.
+# good_config PATH [STREAMS [SETTINGS]]: a valid consumer configuration (log handler) at PATH;
+# SETTINGS (e.g. an ordering) are added to each stream's entry.
 good_config() {
     local list="" s
     for s in ${2:-events}; do
-        list+="${list:+, }{ name = \"$s\"; handler = \"log\"; }"
+        list+="${list:+, }{ name = \"$s\"; handler = \"log\"; ${3:-}}"
     done
     cat >"$1.tmp" <<EOF
 # Written by $RS_TEST_NAME.
@@ -242,7 +259,7 @@ for what in $CASES; do
     rs_pass
 done
 
-rs_case "after all that, a good reload still applies and the consumer stops cleanly"
+rs_case "after all that, a good reload still applies"
 good_config "$LIVE" "events more"
 before=$(reload_outcomes)
 kill -HUP "$pid"
@@ -251,6 +268,44 @@ rs_assert_file_contains "$err" "added: more"
 rs_cli XADD more '*' n 1 >/dev/null
 cl_wait_for "$pid" $((10 * RS_SCALE)) cl_has_lines "$out" more 1 ||
     rs_fail "the stream added by the reload was not consumed"
+rs_pass
+
+# reload_to STREAMS SETTINGS: writes the live file with SETTINGS in each stream's entry, sends
+# SIGHUP, and sets LAST to the reload's outcome line.
+reload_to() {
+    local before
+    good_config "$LIVE" "$1" "$2"
+    before=$(reload_outcomes)
+    kill -HUP "$pid"
+    cl_wait_for "$pid" $((15 * RS_SCALE)) reloaded_since "$before" || rs_fail "no reload outcome"
+    LAST=$(grep -E 'reload: [0-9]+ streams|reload rejected' "$err" | tail -n 1)
+}
+# consumed STREAM N: XADDs entry N (field n, the ordering key below) to STREAM and waits until
+# the consumer's output holds N lines of it.
+consumed() {
+    rs_cli XADD "$1" '*' n "$2" >/dev/null
+    cl_wait_for "$pid" $((10 * RS_SCALE)) cl_has_lines "$out" "$1" "$2" ||
+        rs_fail "entry $2 of $1 was not handled after the reload"
+}
+
+rs_case "a reload that changes the streams' ordering restarts them; the same file again does not"
+reload_to "events more" 'ordering = "key"; key_field = "n"; '
+[[ $LAST == *"reload: 2 streams; added: none; removed: none; changed: events, more"* ]] ||
+    rs_fail "ordering none -> key did not change both streams: $LAST"
+publish_and_handle $((n + 1))
+consumed more 2
+reload_to "events more" 'ordering = "key"; key_field = "n"; '
+[[ $LAST == *"reload: 2 streams; added: none; removed: none; changed: none"* ]] ||
+    rs_fail "the same ordering again restarted a stream: $LAST"
+reload_to "events more" 'ordering = "key"; key_field = "m"; '
+[[ $LAST == *"changed: events, more"* ]] || rs_fail "a new key_field changed nothing: $LAST"
+reload_to "events more" 'ordering = "stream"; '
+[[ $LAST == *"changed: events, more"* ]] || rs_fail "ordering key -> stream changed nothing: $LAST"
+publish_and_handle $((n + 2))
+consumed more 3
+rs_pass
+
+rs_case "the consumer stops cleanly after all those reloads"
 RS_ERR=$err
 cl_stop_consumer "$pid" 5000
 rs_assert_exit 0

@@ -199,6 +199,8 @@ static void assert_same_settings(const rs_config_t *a, const rs_config_t *b)
     for (size_t i = 0; i < a->nstreams; i++) {
         assert_string_equal(a->streams[i].name, b->streams[i].name);
         assert_int_equal(a->streams[i].handler, b->streams[i].handler);
+        assert_int_equal(a->streams[i].ordering, b->streams[i].ordering);
+        assert_true(a->streams[i].key_field == NULL && b->streams[i].key_field == NULL);
     }
     assert_string_equal(a->health.address, b->health.address);
     assert_int_equal(a->health.port, b->health.port);
@@ -252,6 +254,8 @@ static void config_defaults_match_spec(void **state)
         assert_string_equal(cfg->streams[i].name, names[i]);
         assert_int_equal(cfg->streams[i].handler, RS_HANDLER_LOG);
         assert_int_equal(cfg->streams[i].line, 0);
+        assert_int_equal(cfg->streams[i].ordering, RS_ORDERING_NONE);
+        assert_null(cfg->streams[i].key_field);
     }
     assert_string_equal(cfg->health.address, "127.0.0.1");
     assert_int_equal(cfg->health.port, 8083);
@@ -375,6 +379,49 @@ static void config_rejects_bad_settings(void **state)
          "unknown handler 'foo' (known: log, discard, exec, http)"},
         {"streams = ( { name = \"a\"; handler = 1; } );\n", 1, "streams[0].handler",
          "must be a string, got an integer"},
+
+        /* ordering: one of three words, exactly as written */
+        {"streams = ( { name = \"a\";\n  ordering = \"keys\"; } );\n", 2, "streams[0].ordering",
+         "unknown ordering 'keys' (known: none, stream, key)"},
+        {"streams = ( { name = \"a\"; ordering = \"KEY\"; key_field = \"k\"; } );\n", 1,
+         "streams[0].ordering", "unknown ordering 'KEY'"},
+        {"streams = ( { name = \"a\"; ordering = \"\"; } );\n", 1, "streams[0].ordering",
+         "unknown ordering ''"},
+        {"streams = ( { name = \"a\"; ordering = 1; } );\n", 1, "streams[0].ordering",
+         "must be a string, got an integer"},
+        {"streams = ( { name = \"a\"; ordering = true; } );\n", 1, "streams[0].ordering",
+         "must be a string, got a boolean"},
+        /* ordering = "key" needs key_field, reported at the ordering (any handler) */
+        {"streams = (\n  { name = \"a\"; },\n  { name = \"b\";\n    ordering = \"key\"; }\n);\n", 4,
+         "streams[1].ordering", "key_field is required when ordering = \"key\""},
+        {"streams = ( { name = \"a\"; handler = \"exec\"; command = [ \"/x\" ];\n"
+         "  ordering = \"key\"; } );\n",
+         2, "streams[0].ordering", "key_field is required when ordering = \"key\""},
+        /* key_field with any other ordering would be ignored: refused, at the key_field */
+        {"streams = ( { name = \"a\"; ordering = \"stream\";\n  key_field = \"user\"; } );\n", 2,
+         "streams[0].key_field",
+         "applies only when ordering = \"key\", and ordering is \"stream\"; set ordering = "
+         "\"key\" or remove key_field"},
+        {"streams = ( { name = \"a\"; ordering = \"none\"; key_field = \"user\"; } );\n", 1,
+         "streams[0].key_field", "and ordering is \"none\"; set"},
+        {"streams = ( { name = \"a\";\n  key_field = \"user\"; } );\n", 2, "streams[0].key_field",
+         "and ordering is \"none\" (the default); set"},
+        /* key_field must be a non-empty string */
+        {"streams = ( { name = \"a\"; ordering = \"key\"; key_field = \"\"; } );\n", 1,
+         "streams[0].key_field", "must not be empty"},
+        {"streams = ( { name = \"a\"; ordering = \"key\"; key_field = 7; } );\n", 1,
+         "streams[0].key_field", "must be a string, got an integer"},
+        {"streams = ( { name = \"a\"; ordering = \"key\"; key_field = [ \"a\", \"b\" ]; } );\n", 1,
+         "streams[0].key_field", "must be a string, got an array"},
+        /* misspellings are suggested, also next to a handler's own keys */
+        {"streams = ( { name = \"a\"; orderng = \"key\"; } );\n", 1, "streams[0].orderng",
+         "did you mean 'ordering'?"},
+        {"streams = ( { name = \"a\"; handler = \"http\"; url = \"http://h/\";\n"
+         "  ordering = \"key\"; key_feild = \"user\"; } );\n",
+         2, "streams[0].key_feild", "did you mean 'key_field'?"},
+        /* ordering is per stream entry, not a section */
+        {"workers = { ordering = \"key\"; };\n", 1, "workers.ordering",
+         "unknown setting (misspelled?)"},
 
         /* exec: command is required, a non-empty list of strings, and runs an absolute path */
         {"streams = (\n  { name = \"a\";\n    handler = \"exec\"; }\n);\n", 2, "streams[0].command",
@@ -1384,6 +1431,102 @@ static void config_stream_copy_and_compare(void **state)
     rs_config_free(b);
 }
 
+/* ordering and key_field: every accepted value, the default, the summary, and copies and
+ * comparisons that include both (a reload restarts a stream whose ordering changed). */
+static void config_stream_ordering(void **state)
+{
+    const fixture_t *fx = *state;
+    static const char text[] =
+        "streams = (\n"
+        "  { name = \"plain\"; },\n"
+        "  { name = \"none\"; ordering = \"none\"; },\n"
+        "  { name = \"serial\"; handler = \"discard\"; ordering = \"stream\"; },\n"
+        "  { name = \"orders\"; handler = \"http\"; url = \"http://h/o\";\n"
+        "    ordering = \"key\"; key_field = \"customer\"; },\n"
+        "  { key_field = \"user id\"; ordering = \"key\"; name = \"jobs\"; handler = \"exec\";\n"
+        "    command = [ \"/bin/true\" ]; }\n"
+        ");\n";
+    rs_config_t *a = expect_loaded(fx->dir, text);
+
+    /* left out: "none", no key_field */
+    assert_int_equal(a->nstreams, 5);
+    assert_int_equal(a->streams[0].ordering, RS_ORDERING_NONE);
+    assert_null(a->streams[0].key_field);
+    /* each word, with any handler; key_field (any text) only with "key", in any key order */
+    assert_int_equal(a->streams[1].ordering, RS_ORDERING_NONE);
+    assert_null(a->streams[1].key_field);
+    assert_int_equal(a->streams[2].ordering, RS_ORDERING_STREAM);
+    assert_null(a->streams[2].key_field);
+    assert_int_equal(a->streams[3].ordering, RS_ORDERING_KEY);
+    assert_string_equal(a->streams[3].key_field, "customer");
+    assert_string_equal(a->streams[3].http.url, "http://h/o");
+    assert_int_equal(a->streams[4].ordering, RS_ORDERING_KEY);
+    assert_string_equal(a->streams[4].key_field, "user id");
+    assert_int_equal(a->streams[4].handler, RS_HANDLER_EXEC);
+
+    /* the words as written in files, and a value outside the enum */
+    assert_string_equal(rs_ordering_name(RS_ORDERING_NONE), "none");
+    assert_string_equal(rs_ordering_name(RS_ORDERING_STREAM), "stream");
+    assert_string_equal(rs_ordering_name(RS_ORDERING_KEY), "key");
+    assert_string_equal(rs_ordering_name((rs_ordering_t)42), "?");
+
+    /* the summary names a stream's ordering, and key_field with "key"; "none" adds nothing */
+    char *sum = summary_of(a);
+    assert_contains(sum, "  plain                    handler log\n");
+    assert_contains(sum, "  none                     handler log\n");
+    assert_contains(sum, "  serial                   handler discard, ordering stream\n");
+    assert_contains(sum,
+                    "  orders                   handler http, ordering key (key_field customer)\n"
+                    "                             POST http://h/o");
+    assert_contains(sum,
+                    "  jobs                     handler exec, ordering key (key_field user id)\n");
+    free(sum);
+
+    /* a copy carries both, key_field in a string of its own */
+    for (size_t i = 0; i < a->nstreams; i++) {
+        rs_stream_config_t *copy = rs_stream_config_dup(&a->streams[i]);
+        assert_non_null(copy);
+        assert_true(rs_stream_config_equal(copy, &a->streams[i]));
+        assert_int_equal(copy->ordering, a->streams[i].ordering);
+        if (a->streams[i].key_field == NULL) {
+            assert_null(copy->key_field);
+        } else {
+            assert_string_equal(copy->key_field, a->streams[i].key_field);
+            assert_ptr_not_equal(copy->key_field, a->streams[i].key_field);
+        }
+        rs_stream_config_free(copy);
+    }
+
+    /* the same text again: equal stream by stream */
+    rs_config_t *same = expect_loaded(fx->dir, text);
+    for (size_t i = 0; i < a->nstreams; i++)
+        assert_true(rs_stream_config_equal(&a->streams[i], &same->streams[i]));
+    rs_config_free(same);
+
+    /* each change of ordering or key_field makes the entry differ (the reload restarts the
+     * stream); an explicit "none" equals one left out; none of it is a restart key */
+    rs_config_t *b =
+        expect_loaded(fx->dir, "streams = (\n"
+                               "  { name = \"plain\"; ordering = \"stream\"; },\n"
+                               "  { name = \"none\"; },\n"
+                               "  { name = \"serial\"; handler = \"discard\"; },\n"
+                               "  { name = \"orders\"; handler = \"http\"; url = \"http://h/o\";\n"
+                               "    ordering = \"key\"; key_field = \"Customer\"; },\n"
+                               "  { name = \"jobs\"; handler = \"exec\"; ordering = \"stream\";\n"
+                               "    command = [ \"/bin/true\" ]; }\n"
+                               ");\n");
+    assert_false(rs_stream_config_equal(&a->streams[0], &b->streams[0])); /* none -> stream */
+    assert_true(rs_stream_config_equal(&a->streams[1], &b->streams[1]));  /* none either way */
+    assert_false(rs_stream_config_equal(&a->streams[2], &b->streams[2])); /* stream -> none */
+    assert_false(rs_stream_config_equal(&a->streams[3], &b->streams[3])); /* another key_field */
+    assert_false(rs_stream_config_equal(&a->streams[4], &b->streams[4])); /* key -> stream */
+    assert_false(rs_stream_config_equal(&b->streams[4], &a->streams[4])); /* and back */
+    char out[128];
+    assert_int_equal(rs_config_restart_keys(a, b, out, sizeof(out)), 0);
+    rs_config_free(a);
+    rs_config_free(b);
+}
+
 static void config_restart_keys_named(void **state)
 {
     const fixture_t *fx = *state;
@@ -1603,6 +1746,7 @@ int main(void)
         FIXTURE_TEST(config_set_string_and_names),
         FIXTURE_TEST(config_credential_password),
         FIXTURE_TEST(config_stream_copy_and_compare),
+        FIXTURE_TEST(config_stream_ordering),
         FIXTURE_TEST(config_restart_keys_named),
         FIXTURE_TEST(config_rejects_oversized_and_binary),
         FIXTURE_TEST(config_checks_include_targets),

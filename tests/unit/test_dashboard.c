@@ -120,12 +120,14 @@ static void test_stats_json(void **state)
     rs_metrics_stream_t streams[2] = {
         {.name = "<img src=x onerror=alert(1)>",
          .handler = "log",
+         .ordering = "key",
+         .key_field = "customer",
          .succeeded = 7,
          .failed = 2,
          .retried = 1,
          .dead_lettered = 1,
          .reader_connected = true},
-        {.name = "bad\xff", .handler = "exec", .succeeded = 3},
+        {.name = "bad\xff", .handler = "exec", .ordering = "none", .succeeded = 3},
     };
     rs_metrics_t m = {.version = "1.2.3",
                       .group = "workers",
@@ -162,7 +164,12 @@ static void test_stats_json(void **state)
     assert_string_equal(json_string_value(json_object_get(json_array_get(st, 1), "name")),
                         "bad\xef\xbf\xbd");
     assert_string_equal(json_string_value(json_object_get(json_array_get(st, 0), "ordering")),
+                        "key");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(st, 0), "key_field")),
+                        "customer");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(st, 1), "ordering")),
                         "none");
+    assert_null(json_object_get(json_array_get(st, 1), "key_field"));
     json_t *h = json_object_get(json_object_get(j, "series"), "handled");
     assert_int_equal(json_array_size(h), RS_STATS_RING_SECONDS);
     assert_true(json_is_null(json_array_get(h, 0)));

@@ -118,7 +118,7 @@ static void metrics_prometheus_golden(void **state)
     rs_histogram_observe(&h, 1000000); /* le 0.001 */
     rs_histogram_read(&h, &s.handler_duration);
     m.redis_reconnects = 3, m.queue_depth = 4, m.queue_capacity = 64, m.workers = 8;
-    m.workers_busy = 1, m.retry_waiting = 2;
+    m.workers_busy = 1, m.retry_waiting = 2, m.queue_lanes = 3, m.queue_lane_waiting = 5;
     m.has_process = true, m.resident_memory_bytes = 4096, m.open_fds = 9;
     m.start_time_seconds = 1700000000.5;
     /* Redis knows two groups; only ours ("workers") gives the lag. */
@@ -186,6 +186,14 @@ static void metrics_prometheus_golden(void **state)
         "# HELP redstream_queue_capacity Capacity of the work queue (workers.queue_capacity).\n"
         "# TYPE redstream_queue_capacity gauge\n"
         "redstream_queue_capacity 64\n"
+        "# HELP redstream_queue_lanes Ordering lanes (keys of streams with ordering \"key\", "
+        "streams with \"stream\") holding an entry now.\n"
+        "# TYPE redstream_queue_lanes gauge\n"
+        "redstream_queue_lanes 3\n"
+        "# HELP redstream_queue_lane_waiting Queued entries waiting for an earlier entry of their "
+        "key (or stream) to be handled.\n"
+        "# TYPE redstream_queue_lane_waiting gauge\n"
+        "redstream_queue_lane_waiting 5\n"
         "# HELP redstream_workers Worker threads (workers.threads).\n"
         "# TYPE redstream_workers gauge\n"
         "redstream_workers 8\n"
@@ -285,6 +293,7 @@ static void metrics_streams_json_structure(void **state)
     rs_metrics_t m = one_stream(&s, "events");
     s.received = 3, s.succeeded = 2, s.failed = 1, s.dead_lettered = 1, s.acked = 2;
     s.reader_connected = true;
+    s.ordering = "key", s.key_field = "customer";
     rs_consumer_info_t consumers[2] = {
         {.name = {"c1", 2}, .pending = 1, .idle_ms = 250},
         {.name = {"b\xff\0z", 4}, .pending = 0, .idle_ms = 9},
@@ -318,6 +327,9 @@ static void metrics_streams_json_structure(void **state)
     assert_string_equal(json_string_value(json_object_get(st, "name")), "events");
     assert_int_equal(json_integer_value(json_object_get(st, "length")), 4);
     assert_true(json_is_true(json_object_get(st, "exists")));
+    json_t *proc = json_object_get(st, "process");
+    assert_string_equal(json_string_value(json_object_get(proc, "ordering")), "key");
+    assert_string_equal(json_string_value(json_object_get(proc, "key_field")), "customer");
     json_t *g = json_array_get(json_object_get(st, "groups"), 0);
     assert_string_equal(json_string_value(json_object_get(g, "name")), "workers");
     assert_int_equal(json_integer_value(json_object_get(g, "pending")), 1);
