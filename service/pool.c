@@ -14,7 +14,8 @@
  * every worker after every batch). Fast handlers (discard, log) get batches of up to
  * RS_POOL_BATCH_MAX, so one wakeup and one lock acquisition serve many entries; slow ones
  * (a webhook) get one entry at a time, so no entry waits behind another while a worker is
- * idle. The average starts high, so the first entries are taken one by one.
+ * idle. The average starts high, so the first entries are taken one by one; and while other
+ * workers are idle the queue hands out no more than a fair share of what is ready.
  */
 
 #include "pool.h"

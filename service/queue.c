@@ -27,8 +27,9 @@
  *   - a push wakes one idle worker, and a worker that leaves entries behind wakes one more: a
  *     chain that stops as soon as the entries are taken, instead of waking every worker for
  *     every batch;
- *   - workers pop batches (as many as the pool says are worth it for the handlers' speed),
- *     one lock acquisition per batch instead of per entry;
+ *   - workers pop batches (as many as the pool says are worth it for the handlers' speed,
+ *     but no more than a fair share of what is ready while other workers are idle), one lock
+ *     acquisition per batch instead of per entry;
  *   - a reader that found the queue full is woken only once as much room as it asked for is
  *     free (hysteresis), not after every pop: otherwise a reader under backpressure is woken
  *     per entry and reads one entry per XREADGROUP.
@@ -346,6 +347,11 @@ size_t rs_queue_pop_batch(rs_queue_t *q, rs_entry_t **out, size_t max)
     }
     if (q->ready > 0 && !atomic_load(&q->abandoned)) {
         n = q->ready < max ? q->ready : max;
+        /* Other workers are idle: take no more than a fair share, so a burst of slow entries
+         * is not run one after another by one worker while the others wait (the batch size
+         * comes from the pool's cost average, which a fast stream can keep low). */
+        if (q->idle > 0 && n > q->ready / (q->idle + 1))
+            n = q->ready / (q->idle + 1);
         n = n < 1 ? 1 : n;
         for (size_t i = 0; i < n; i++) {
             rs_entry_t *e = q->ready_head;
