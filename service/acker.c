@@ -47,6 +47,7 @@
 #include "entry.h"
 #include "message.h"
 #include "redis_conn.h"
+#include "redis_routes.h"
 #include "refusal.h"
 
 #define ACK_BATCH       512                    /* ids per XACK, and items that trigger a flush */
@@ -72,7 +73,13 @@ struct rs_acker {
     rs_logger_t *log;
     rs_acked_fn acked;
     void *acked_arg;
-    rs_redis_t *redis; /* acknowledger thread only */
+    /* The connection in use, acknowledger thread only: `own` in standalone mode; in cluster
+     * mode the one of `routes` for the stream being sent (`only`, whose items alone are
+     * sent then; NULL: all). */
+    rs_redis_t *redis;
+    rs_redis_t *own;
+    rs_redis_routes_t *routes; /* NULL in standalone mode */
+    const void *only;
     /* A transient refusal (see DESIGN), acknowledger thread only: its text, the backoff, and
      * how many sends in a row it refused. */
     char refusal[256];
@@ -103,7 +110,8 @@ rs_acker_t *rs_acker_new(const rs_config_t *cfg, rs_logger_t *log, rs_acked_fn a
     a->log = log;
     a->acked = acked;
     a->acked_arg = acked_arg;
-    a->redis = rs_redis_new_from_config(cfg, "acker", cfg->redis.connect_timeout_ms, log);
+    a->own = rs_redis_new_from_config(cfg, "acker", cfg->redis.connect_timeout_ms, log);
+    a->redis = a->own;
     if (a->redis == NULL) {
         snprintf(err, errlen, "acker: out of memory");
         free(a);
@@ -113,6 +121,20 @@ rs_acker_t *rs_acker_new(const rs_config_t *cfg, rs_logger_t *log, rs_acked_fn a
     pthread_mutex_init(&a->lock, NULL);
     rs_clock_cond_init(&a->cond);
     return a;
+}
+
+int rs_acker_set_cluster(rs_acker_t *a, rs_cluster_t *cluster)
+{
+    a->routes =
+        rs_redis_routes_new(a->cfg, cluster, "acker", a->cfg->redis.connect_timeout_ms, a->log);
+    return a->routes != NULL ? 0 : -1;
+}
+
+/* True when `it` is not part of what is being sent now (cluster mode sends one stream at a
+ * time, on that stream's connection). */
+static bool other_stream(const rs_acker_t *a, const ack_item_t *it)
+{
+    return a->only != NULL && it->stream != a->only;
 }
 
 /* Makes room for `more` items in `l`. Caller holds the lock. Returns -1 when out of memory. */
@@ -246,6 +268,9 @@ static redisReply *next_reply(rs_acker_t *a)
         rs_redis_mark_broken(a->redis);
         return NULL;
     }
+    /* A slot that moved: the reply counts as a passing refusal, and the next send goes to
+     * the slot's new master. */
+    (void)rs_redis_redirected(a->redis, reply);
     return reply;
 }
 
@@ -278,7 +303,7 @@ static int send_acks(rs_acker_t *a, ack_list_t *batch)
 
     for (size_t i = 0; i < batch->n; i++) {
         const ack_item_t *head = &batch->items[i];
-        if (queued[i] || head->done || head->dead != NULL)
+        if (queued[i] || head->done || head->dead != NULL || other_stream(a, head))
             continue;
         int argc = 0;
         argv[argc] = "XACK", argvlen[argc++] = 4;
@@ -427,8 +452,15 @@ static int append_dead_letter_xadd(rs_acker_t *a, const char *dlq, const ack_ite
 static int send_dead_letter(rs_acker_t *a, ack_item_t *it)
 {
     const rs_config_t *cfg = a->cfg;
-    char dlq[1024];
-    snprintf(dlq, sizeof(dlq), "%s%s", it->stream_name, cfg->group.dead_letter_suffix);
+    char dlq[1024], bad_name[256];
+    if (rs_config_dlq_name(cfg, it->stream_name, dlq, sizeof(dlq), bad_name, sizeof(bad_name)) !=
+        0) {
+        /* Load-time validation refuses such names: not reached. */
+        rs_log(a->log, RS_LOG_ERROR, "acker", "stream=%s id=%s not dead-lettered: %s",
+               it->stream_name, it->id, bad_name);
+        item_done(a, it, RS_SETTLED_LEFT_PENDING);
+        return 0;
+    }
 
     redisReply *refusal = NULL;
     int pending = still_pending(a, it, &refusal);
@@ -568,7 +600,7 @@ static int send_batch(rs_acker_t *a, ack_list_t *batch)
         return -1;
     for (size_t i = 0; i < batch->n; i++) {
         ack_item_t *it = &batch->items[i];
-        if (it->dead == NULL || it->done)
+        if (it->dead == NULL || it->done || other_stream(a, it))
             continue;
         int dl = send_dead_letter(a, it);
         if (dl < 0)
@@ -589,6 +621,75 @@ static size_t drop_items(ack_list_t *l)
     }
     l->n = 0;
     return left;
+}
+
+/* Sends what is not done in `batch` (of stream a->only, when set) on a->redis until all of it
+ * is done, reconnecting and backing off as needed. Returns 0, or 1 when the stop deadline
+ * passed first. */
+static int deliver(rs_acker_t *a, ack_list_t *batch)
+{
+    for (;;) {
+        if (!rs_redis_connected(a->redis)) {
+            rs_redis_status_t st = rs_redis_connect_retry(a->redis, acker_wait, a);
+            if (st != RS_REDIS_OK) {
+                if (st != RS_REDIS_ERR_IO)
+                    rs_log(a->log, RS_LOG_ERROR, "acker", "%s", rs_redis_errstr(a->redis));
+                if (acker_wait(a, st == RS_REDIS_ERR_IO ? 0 : 1000))
+                    return 1;
+                continue;
+            }
+        }
+        int sent = send_batch(a, batch);
+        if (sent == 0) {
+            if (a->refusals > 0)
+                rs_log(a->log, RS_LOG_INFO, "acker",
+                       "Redis accepts acks and dead letters again after %u refusal%s", a->refusals,
+                       a->refusals == 1 ? "" : "s");
+            a->refusals = 0;
+            rs_backoff_reset(&a->refused_backoff);
+            return 0;
+        }
+        if (sent > 0) {
+            /* Refused for now: the same items again after a backoff, one line per step. */
+            long ms = (long)rs_backoff_next_ms(&a->refused_backoff);
+            a->refusals++;
+            rs_log(a->log, RS_LOG_WARN, "acker", "%s; sending again in %ld ms", a->refusal, ms);
+            if (acker_wait(a, ms))
+                return 1;
+            continue;
+        }
+        rs_log(a->log, RS_LOG_WARN, "acker", "acks not sent: %s; sending again",
+               rs_redis_errstr(a->redis));
+        /* A short pause keeps a failure that is not the connection's (out of memory) from
+         * spinning. */
+        if (acker_wait(a, 10))
+            return 1;
+    }
+}
+
+/* deliver() in cluster mode: one stream at a time, each on its own connection, routed to the
+ * master serving the stream. Returns as deliver() does. */
+static int deliver_routed(rs_acker_t *a, ack_list_t *batch)
+{
+    int rc = 0;
+    for (size_t i = 0; i < batch->n && rc == 0; i++) {
+        const ack_item_t *it = &batch->items[i];
+        if (it->done)
+            continue;
+        a->redis = rs_redis_routes_get(a->routes, it->stream_name);
+        if (a->redis == NULL) {
+            rs_log(a->log, RS_LOG_ERROR, "acker", "stream=%s out of memory; sending again",
+                   it->stream_name);
+            rc = acker_wait(a, 10);
+            i--; /* the same item again */
+            continue;
+        }
+        a->only = it->stream;
+        rc = deliver(a, batch); /* every item of it->stream is done after this */
+    }
+    a->only = NULL;
+    a->redis = a->own;
+    return rc;
 }
 
 static void *acker_main(void *arg)
@@ -617,52 +718,12 @@ static void *acker_main(void *arg)
         batch = tmp;
         pthread_mutex_unlock(&a->lock);
 
-        for (;;) {
-            if (!rs_redis_connected(a->redis)) {
-                rs_redis_status_t st = rs_redis_connect_retry(a->redis, acker_wait, a);
-                if (st != RS_REDIS_OK) {
-                    if (st != RS_REDIS_ERR_IO)
-                        rs_log(a->log, RS_LOG_ERROR, "acker", "%s", rs_redis_errstr(a->redis));
-                    if (acker_wait(a, st == RS_REDIS_ERR_IO ? 0 : 1000)) {
-                        /* The stop deadline passed: what is left stays pending in Redis. */
-                        pthread_mutex_lock(&a->lock);
-                        a->unsent += drop_items(&batch) + drop_items(&a->pending);
-                        goto done;
-                    }
-                    continue;
-                }
-            }
-            int sent = send_batch(a, &batch);
-            if (sent == 0) {
-                if (a->refusals > 0)
-                    rs_log(a->log, RS_LOG_INFO, "acker",
-                           "Redis accepts acks and dead letters again after %u refusal%s",
-                           a->refusals, a->refusals == 1 ? "" : "s");
-                a->refusals = 0;
-                rs_backoff_reset(&a->refused_backoff);
-                break;
-            }
-            if (sent > 0) {
-                /* Refused for now: the same items again after a backoff, one line per step. */
-                long ms = (long)rs_backoff_next_ms(&a->refused_backoff);
-                a->refusals++;
-                rs_log(a->log, RS_LOG_WARN, "acker", "%s; sending again in %ld ms", a->refusal, ms);
-                if (acker_wait(a, ms)) {
-                    pthread_mutex_lock(&a->lock);
-                    a->unsent += drop_items(&batch) + drop_items(&a->pending);
-                    goto done;
-                }
-                continue;
-            }
-            rs_log(a->log, RS_LOG_WARN, "acker", "acks not sent: %s; sending again",
-                   rs_redis_errstr(a->redis));
-            /* A short pause keeps a failure that is not the connection's (out of memory)
-             * from spinning. */
-            if (acker_wait(a, 10)) {
-                pthread_mutex_lock(&a->lock);
-                a->unsent += drop_items(&batch) + drop_items(&a->pending);
-                goto done;
-            }
+        int stopped = a->routes == NULL ? deliver(a, &batch) : deliver_routed(a, &batch);
+        if (stopped) {
+            /* The stop deadline passed: what is left stays pending in Redis. */
+            pthread_mutex_lock(&a->lock);
+            a->unsent += drop_items(&batch) + drop_items(&a->pending);
+            goto done;
         }
         (void)drop_items(&batch); /* all done: frees the dead letters' entries */
         pthread_mutex_lock(&a->lock);
@@ -707,7 +768,8 @@ void rs_acker_free(rs_acker_t *a)
         return;
     if (a->started)
         (void)rs_acker_stop(a, rs_clock_monotonic_ns());
-    rs_redis_free(a->redis);
+    rs_redis_free(a->own);
+    rs_redis_routes_free(a->routes);
     (void)drop_items(&a->pending);
     free(a->pending.items);
     pthread_cond_destroy(&a->cond);
@@ -717,5 +779,6 @@ void rs_acker_free(rs_acker_t *a)
 
 unsigned long rs_acker_reconnects(const rs_acker_t *a)
 {
-    return rs_redis_reconnects(a->redis);
+    return rs_redis_reconnects(a->own) +
+           (a->routes != NULL ? rs_redis_routes_reconnects(a->routes) : 0);
 }

@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 
+#include "cluster.h"
 #include "config.h"
 #include "entry.h"
 #include "log.h"
@@ -34,6 +35,12 @@ typedef void (*rs_acked_fn)(void *arg, void *stream, size_t n, rs_settled_t how)
  * message in `err`. Caller frees with rs_acker_free(). Main thread. */
 rs_acker_t *rs_acker_new(const rs_config_t *cfg, rs_logger_t *log, rs_acked_fn acked,
                          void *acked_arg, char *err, size_t errlen);
+
+/* Cluster mode: sends each stream's acks and dead letters on a connection of its own, routed
+ * by `cluster` (borrowed for the acknowledger's lifetime) to the master serving the stream,
+ * instead of on the one connection to cfg->redis. Returns 0, or -1 when out of memory. Main
+ * thread, before rs_acker_start(). */
+int rs_acker_set_cluster(rs_acker_t *a, rs_cluster_t *cluster);
 
 /* Starts the acknowledger thread. Returns 0, or -1 with a message in `err`. Main thread. */
 int rs_acker_start(rs_acker_t *a, char *err, size_t errlen);

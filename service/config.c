@@ -28,6 +28,8 @@
 
 #include "config.h"
 
+#include "cluster_slot.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -222,6 +224,7 @@ void rs_config_free(rs_config_t *cfg)
     wipe_free(cfg->redis.password);
     free(cfg->redis.password_file);
     free(cfg->redis.username);
+    free_string_list(&cfg->redis.nodes);
     free(cfg->group.name);
     free(cfg->group.consumer);
     free(cfg->group.start_id);
@@ -800,6 +803,14 @@ static int check_endpoint(const char *value, char *why, size_t whylen)
     return -1;
 }
 
+/* A cluster seed must say where to connect: "host:port", the port included. */
+static int check_node(const char *value, char *why, size_t whylen)
+{
+    char host[256];
+    int port;
+    return rs_config_parse_node(value, NULL, host, sizeof(host), &port, why, whylen);
+}
+
 static const key_spec_t redis_keys[] = {
     K_STRING("host", rs_config_t, redis.host, KEY_NONEMPTY, NULL),
     K_INT("port", rs_config_t, redis.port, 1, 65535),
@@ -810,6 +821,8 @@ static const key_spec_t redis_keys[] = {
     K_STRING("username", rs_config_t, redis.username, KEY_NONEMPTY, NULL),
     K_INT("db", rs_config_t, redis.db, 0, 1000000),
     K_INT("connect_timeout_ms", rs_config_t, redis.connect_timeout_ms, 1, 600000),
+    K_OTHER("cluster", KEY_BOOL, rs_config_t, redis.cluster),
+    K_LIST("nodes", rs_config_t, redis.nodes, 0, check_node),
 };
 
 static const key_spec_t group_keys[] = {
@@ -1497,47 +1510,71 @@ static const section_spec_t section_specs[] = {
     {"log", log_keys, ARRAY_LEN(log_keys), parse_group, NULL},
 };
 
-/* A stream named X + dead_letter_suffix, next to a stream X, is where X's dead letters go;
- * consuming it would hand dead letters back to the workers that gave up on them. Runs after
- * all sections because `group` may come after `streams` in the file. */
+/* Where a message about stream `i` points: its entry's name in the file, or, for the
+ * built-in stream list, `fallback` in section `section` (NULL when the file lacks it too). */
+static const config_setting_t *stream_setting(const config_setting_t *root, size_t i,
+                                              const char *section, const char *fallback,
+                                              char *setting, size_t settinglen)
+{
+    const config_setting_t *list = config_setting_get_member(root, "streams");
+    const config_setting_t *where;
+    if (list != NULL) {
+        where = config_setting_get_elem(list, (unsigned)i); /* i < length */
+        snprintf(setting, settinglen, "streams[%zu].name", i);
+        return where != NULL ? config_setting_get_member(where, "name") : NULL;
+    }
+    where = config_setting_get_member(root, section);
+    snprintf(setting, settinglen, "%s.%s", section, fallback);
+    return where != NULL ? config_setting_get_member(where, fallback) : NULL;
+}
+
+/* The dead letters of stream X go to X + dead_letter_suffix (in cluster mode, with a hash tag
+ * when X has none: rs_cluster_dlq_name()). Each stream must have such a name, and no stream
+ * listed may be another one's: consuming it would hand dead letters back to the workers that
+ * gave up on them. Runs after all sections because `group` and `redis` may come after
+ * `streams` in the file. */
 static int check_dead_letter_streams(const loader_t *ld, const config_setting_t *root,
                                      const rs_config_t *cfg)
 {
-    const char *suffix = cfg->group.dead_letter_suffix;
-    size_t slen = strlen(suffix);
-    const config_setting_t *list = config_setting_get_member(root, "streams");
+    char setting[SETTING_PATH_MAX];
+    char dlq[1024], why[512];
 
-    for (size_t i = 0; i < cfg->nstreams; i++) {
-        const char *name = cfg->streams[i].name;
-        size_t nlen = strlen(name);
-        if (nlen <= slen || strcmp(name + nlen - slen, suffix) != 0)
-            continue;
-        for (size_t j = 0; j < cfg->nstreams; j++) {
-            const char *origin = cfg->streams[j].name;
-            if (j == i || strlen(origin) != nlen - slen || strncmp(origin, name, nlen - slen) != 0)
+    for (size_t j = 0; j < cfg->nstreams; j++) {
+        const char *origin = cfg->streams[j].name;
+        if (rs_config_dlq_name(cfg, origin, dlq, sizeof(dlq), why, sizeof(why)) != 0) {
+            const config_setting_t *where =
+                stream_setting(root, j, "group", "dead_letter_suffix", setting, sizeof(setting));
+            return fail_at(ld, where, setting, "%s", why);
+        }
+        for (size_t i = 0; i < cfg->nstreams; i++) {
+            const char *name = cfg->streams[i].name;
+            if (i == j || strcmp(name, dlq) != 0)
                 continue;
             /* The built-in streams cannot collide with each other, so a collision involves
              * a `streams` list from the file unless the suffix itself makes one. */
-            char setting[SETTING_PATH_MAX];
-            const config_setting_t *where = NULL;
-            if (list != NULL) {
-                where = config_setting_get_elem(list, (unsigned)i); /* i < length */
-                where = where != NULL ? config_setting_get_member(where, "name") : NULL;
-                snprintf(setting, sizeof(setting), "streams[%zu].name", i);
-            } else {
-                where = config_setting_get_member(root, "group");
-                where =
-                    where != NULL ? config_setting_get_member(where, "dead_letter_suffix") : NULL;
-                snprintf(setting, sizeof(setting), "group.dead_letter_suffix");
-            }
+            const config_setting_t *where =
+                stream_setting(root, i, "group", "dead_letter_suffix", setting, sizeof(setting));
             return fail_at(ld, where, setting,
                            "stream '%s' is where the dead letters of stream '%s' go "
                            "(group.dead_letter_suffix is '%s'); consuming it would "
                            "re-process dead letters",
-                           name, origin, suffix);
+                           name, origin, cfg->group.dead_letter_suffix);
         }
     }
     return 0;
+}
+
+/* A Redis Cluster has only database 0 (SELECT is refused). */
+static int check_cluster(const loader_t *ld, const config_setting_t *root, const rs_config_t *cfg)
+{
+    if (!cfg->redis.cluster || cfg->redis.db == 0)
+        return 0;
+    const config_setting_t *redis = config_setting_get_member(root, "redis");
+    const config_setting_t *where = redis != NULL ? config_setting_get_member(redis, "db") : NULL;
+    return fail_at(ld, where, "redis.db",
+                   "must be 0 with redis.cluster = true (a Redis Cluster has only database 0), "
+                   "got %d",
+                   cfg->redis.db);
 }
 
 /* An idle stream's reader completes a read only once per group.block_ms (the BLOCK timeout),
@@ -1588,7 +1625,7 @@ static int parse_root(const loader_t *ld, const config_setting_t *root, rs_confi
         if (spec->parse(ld, spec, s, cfg) != 0)
             return -1;
     }
-    if (check_dead_letter_streams(ld, root, cfg) != 0)
+    if (check_cluster(ld, root, cfg) != 0 || check_dead_letter_streams(ld, root, cfg) != 0)
         return -1;
     return check_liveness_window(ld, root, cfg);
 }
@@ -2022,64 +2059,88 @@ static int parse_port(const char *text, int *out)
     return 0;
 }
 
-int rs_config_set_redis_addr(rs_config_t *cfg, const char *addr, const char *what, char *err,
-                             size_t errlen)
+/* Splits "host:port", "[v6addr]:port" or (when `need_port` is false) "host" into the host's
+ * bytes in `addr` (*host, *hostlen) and the port (*port, left alone when none is written).
+ * Returns 0, or -1 with a message naming `what` in `err`. */
+static int split_addr(const char *addr, const char *what, bool need_port, const char **host,
+                      size_t *hostlen, int *port, char *err, size_t errlen)
 {
-    const char *host, *host_end, *port_text = NULL;
-    int port = cfg->redis.port;
+    const char *start, *host_end, *port_text = NULL;
+    char what_buf[128] = "";
+    if (what != NULL)
+        snprintf(what_buf, sizeof(what_buf), "%s: ", what);
+    what = what_buf;
 
-    if (err == NULL)
-        errlen = 0;
-    if (what == NULL)
-        what = "redis address";
     if (addr == NULL || addr[0] == '\0') {
-        snprintf(err, errlen, "%s: empty address (expected host:port)", what);
+        snprintf(err, errlen, "%sempty address (expected host:port)", what);
         return -1;
     }
     if (addr[0] == '[') {
         const char *close = strchr(addr, ']');
         if (close == NULL) {
-            snprintf(err, errlen, "%s: missing ']' in '%s' (expected [address]:port)", what, addr);
+            snprintf(err, errlen, "%smissing ']' in '%s' (expected [address]:port)", what, addr);
             return -1;
         }
-        host = addr + 1;
+        start = addr + 1;
         host_end = close;
         if (close[1] == ':') {
             port_text = close + 2;
         } else if (close[1] != '\0') {
-            snprintf(err, errlen, "%s: unexpected text after ']' in '%s' (expected [address]:port)",
+            snprintf(err, errlen, "%sunexpected text after ']' in '%s' (expected [address]:port)",
                      what, addr);
             return -1;
         }
     } else {
         const char *colon = strchr(addr, ':');
         if (colon != NULL && strchr(colon + 1, ':') != NULL) {
-            snprintf(err, errlen, "%s: '%s' has several ':'; write an IPv6 address as [::1]:6380",
+            snprintf(err, errlen, "%s'%s' has several ':'; write an IPv6 address as [::1]:6380",
                      what, addr);
             return -1;
         }
-        host = addr;
+        start = addr;
         host_end = colon != NULL ? colon : addr + strlen(addr);
         if (colon != NULL)
             port_text = colon + 1;
     }
-    if (host_end == host) {
-        snprintf(err, errlen, "%s: empty host in '%s'", what, addr);
+    if (host_end == start) {
+        snprintf(err, errlen, "%sempty host in '%s'", what, addr);
         return -1;
     }
-    for (const char *p = host; p < host_end; p++) {
+    for (const char *p = start; p < host_end; p++) {
         if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p)) {
-            snprintf(err, errlen, "%s: host in '%s' contains whitespace or control characters",
-                     what, addr);
+            snprintf(err, errlen, "%shost in '%s' contains whitespace or control characters", what,
+                     addr);
             return -1;
         }
     }
-    if (port_text != NULL && parse_port(port_text, &port) != 0) {
-        snprintf(err, errlen, "%s: port must be a number between 1 and 65535, got '%s'", what,
+    if (port_text == NULL && need_port) {
+        snprintf(err, errlen, "%s'%s' has no port (expected host:port)", what, addr);
+        return -1;
+    }
+    if (port_text != NULL && parse_port(port_text, port) != 0) {
+        snprintf(err, errlen, "%sport must be a number between 1 and 65535, got '%s'", what,
                  port_text);
         return -1;
     }
-    char *copy = strndup(host, (size_t)(host_end - host)); /* host_end > host */
+    *host = start;
+    *hostlen = (size_t)(host_end - start);
+    return 0;
+}
+
+int rs_config_set_redis_addr(rs_config_t *cfg, const char *addr, const char *what, char *err,
+                             size_t errlen)
+{
+    const char *host;
+    size_t hostlen;
+    int port = cfg->redis.port;
+
+    if (err == NULL)
+        errlen = 0;
+    if (what == NULL)
+        what = "redis address";
+    if (split_addr(addr, what, false, &host, &hostlen, &port, err, errlen) != 0)
+        return -1;
+    char *copy = strndup(host, hostlen); /* hostlen > 0 */
     if (copy == NULL) {
         snprintf(err, errlen, "%s: out of memory", what);
         return -1;
@@ -2088,6 +2149,68 @@ int rs_config_set_redis_addr(rs_config_t *cfg, const char *addr, const char *wha
     cfg->redis.host = copy;
     cfg->redis.port = port;
     return 0;
+}
+
+int rs_config_parse_node(const char *addr, const char *what, char *host, size_t hostlen, int *port,
+                         char *err, size_t errlen)
+{
+    const char *h;
+    size_t n;
+    int p = 0;
+
+    if (err == NULL)
+        errlen = 0;
+    if (split_addr(addr, what, true, &h, &n, &p, err, errlen) != 0)
+        return -1;
+    if (n >= hostlen) {
+        snprintf(err, errlen, "%s%shost in '%s' is longer than %zu bytes", what ? what : "",
+                 what ? ": " : "", addr, hostlen - 1);
+        return -1;
+    }
+    memcpy(host, h, n);
+    host[n] = '\0';
+    *port = p;
+    return 0;
+}
+
+int rs_config_cluster_seed(const rs_config_t *cfg, size_t i, char *host, size_t hostlen, int *port)
+{
+    if (cfg->redis.nodes.n == 0) {
+        if (i > 0)
+            return -1;
+        snprintf(host, hostlen, "%s", cfg->redis.host);
+        *port = cfg->redis.port;
+        return 0;
+    }
+    if (i >= cfg->redis.nodes.n)
+        return -1;
+    return rs_config_parse_node(cfg->redis.nodes.items[i], "redis.nodes", host, hostlen, port, NULL,
+                                0);
+}
+
+int rs_config_set_cluster_seed(rs_config_t *cfg, const char *addr, const char *what, char *err,
+                               size_t errlen)
+{
+    char host[256];
+    int port;
+    if (rs_config_parse_node(addr, what, host, sizeof(host), &port, err, errlen) != 0)
+        return -1;
+    rs_string_list_t list = {calloc(2, sizeof(char *)), 1};
+    if (list.items == NULL || (list.items[0] = strdup(addr)) == NULL) {
+        free(list.items);
+        snprintf(err, errlen, "%s: out of memory", what);
+        return -1;
+    }
+    free_string_list(&cfg->redis.nodes);
+    cfg->redis.nodes = list;
+    return 0;
+}
+
+int rs_config_dlq_name(const rs_config_t *cfg, const char *stream, char *out, size_t outlen,
+                       char *err, size_t errlen)
+{
+    return rs_cluster_dlq_name(stream, cfg->group.dead_letter_suffix, cfg->redis.cluster, out,
+                               outlen, err, errlen);
 }
 
 /* Where the password came from, never the password. */
@@ -2234,7 +2357,15 @@ void rs_config_print_summary(const rs_config_t *cfg, FILE *out)
 
     describe_password(cfg, pw, sizeof(pw));
     fprintf(out, "redis:    ");
-    print_addr(out, cfg->redis.host, cfg->redis.port);
+    if (cfg->redis.cluster) {
+        fprintf(out, "cluster, seed%s ", cfg->redis.nodes.n > 1 ? "s" : "");
+        if (cfg->redis.nodes.n == 0)
+            print_addr(out, cfg->redis.host, cfg->redis.port);
+        for (size_t i = 0; i < cfg->redis.nodes.n; i++)
+            fprintf(out, "%s%s", i > 0 ? " " : "", cfg->redis.nodes.items[i]);
+    } else {
+        print_addr(out, cfg->redis.host, cfg->redis.port);
+    }
     fprintf(out, ", db %d, user %s, password %s, connect timeout %d ms\n", cfg->redis.db,
             cfg->redis.username != NULL ? cfg->redis.username : "(default)", pw,
             cfg->redis.connect_timeout_ms);

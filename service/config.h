@@ -80,8 +80,8 @@ typedef struct {
     rs_handler_kind_t handler; /* what runs for each entry */
     int line;                  /* line of the entry in the file, 0 for built-in defaults */
     rs_ordering_t ordering;    /* default RS_ORDERING_NONE */
-    char *key_field; /* the field whose value is the ordering key: set (non-empty) exactly
-                      * when ordering is RS_ORDERING_KEY, NULL otherwise */
+    char *key_field;           /* the field whose value is the ordering key: set (non-empty) exactly
+                                * when ordering is RS_ORDERING_KEY, NULL otherwise */
 
     /* Settings of the handler kinds that take any; only the chosen kind's are set. */
     struct {
@@ -114,6 +114,10 @@ typedef struct {
         char *username;         /* Redis 6 ACL user, or NULL */
         int db;                 /* 0..1000000 */
         int connect_timeout_ms; /* 1..600000 */
+        bool cluster;           /* redis.cluster: talk to a Redis Cluster (default false) */
+        rs_string_list_t nodes; /* redis.nodes: cluster seed nodes, "host:port" each; empty
+                                 * (the default): host:port is the one seed. Only read in
+                                 * cluster mode (rs_config_cluster_seed()) */
     } redis;
 
     struct {
@@ -203,6 +207,28 @@ void rs_config_free(rs_config_t *cfg);
  * the port). Returns 0, or -1 with a message naming `what` (e.g. "--redis-addr") in `err`. */
 int rs_config_set_redis_addr(rs_config_t *cfg, const char *addr, const char *what, char *err,
                              size_t errlen);
+
+/* Parses a cluster node's address, "host:port" or "[v6addr]:port" (the port is required),
+ * into `host` (`hostlen` bytes) and `port`. Returns 0, or -1 with a message naming `what`
+ * (e.g. "redis.nodes[1]") in `err`. Pure. */
+int rs_config_parse_node(const char *addr, const char *what, char *host, size_t hostlen, int *port,
+                         char *err, size_t errlen);
+
+/* The `i`-th seed node of cluster mode: redis.nodes[i], or (when redis.nodes is empty and
+ * i == 0) redis.host:redis.port. Writes it to `host`/`port` and returns 0, or returns -1
+ * when there is no seed `i`. redis.nodes was validated at load. Pure. */
+int rs_config_cluster_seed(const rs_config_t *cfg, size_t i, char *host, size_t hostlen, int *port);
+
+/* Makes `addr` ("host:port") the only cluster seed (the producer's --redis-addr with
+ * --cluster). Returns 0, or -1 with a message naming `what` in `err`. */
+int rs_config_set_cluster_seed(rs_config_t *cfg, const char *addr, const char *what, char *err,
+                               size_t errlen);
+
+/* Writes into `out` the name of the dead-letter stream of `stream` under this configuration
+ * (rs_cluster_dlq_name() with group.dead_letter_suffix and redis.cluster). Returns 0, or -1
+ * with a message in `err` (a name load-time validation let through never fails). Pure. */
+int rs_config_dlq_name(const rs_config_t *cfg, const char *stream, char *out, size_t outlen,
+                       char *err, size_t errlen);
 
 /* Replaces a string setting (`*slot` is one of cfg's char * fields) with a copy of `value`.
  * Returns 0, or -1 when out of memory. */

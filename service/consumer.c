@@ -104,6 +104,7 @@ struct rs_consumer {
     size_t nslots, slots_cap;
     unsigned long retired_reconnects; /* of readers freed by reloads; guarded by lock */
 
+    rs_cluster_t *cluster; /* cluster mode's router, shared by every connection; or NULL */
     rs_queue_t *queue;
     rs_pool_t *pool;
     rs_retry_t *retry;
@@ -415,12 +416,17 @@ rs_consumer_t *rs_consumer_new(const rs_config_t *cfg, rs_logger_t *log, char *e
     c->pool = rs_pool_new((unsigned)cfg->workers.threads, c->queue, handle_batch, c);
     if (c->pool == NULL)
         goto oom;
+    if (cfg->redis.cluster && (c->cluster = rs_cluster_new(cfg, log, err, errlen)) == NULL)
+        goto fail;
     c->acker = rs_acker_new(cfg, log, entries_settled, c, err, errlen);
     if (c->acker == NULL)
         goto fail;
     c->retry = rs_retry_new(cfg, c->queue, log, err, errlen);
     if (c->retry == NULL)
         goto fail;
+    if (c->cluster != NULL && (rs_acker_set_cluster(c->acker, c->cluster) != 0 ||
+                               rs_retry_set_cluster(c->retry, c->cluster) != 0))
+        goto oom;
     if (cfg->tracing.enabled) {
         c->tracer = rs_trace_exporter_new(cfg, RS_VERSION, log, err, errlen);
         if (c->tracer == NULL)
@@ -444,6 +450,8 @@ rs_consumer_t *rs_consumer_new(const rs_config_t *cfg, rs_logger_t *log, char *e
         slot->reader = rs_reader_new(cfg, slot->stream, c->queue, c->batch_max, log);
         if (slot->reader == NULL)
             goto oom;
+        if (c->cluster != NULL)
+            rs_reader_route(slot->reader, c->cluster);
         rs_reader_set_batch_limit(slot->reader, share);
     }
     return c;
@@ -526,6 +534,8 @@ static int slot_start_reader(rs_consumer_t *c, slot_t *slot, char *err, size_t e
         snprintf(err, errlen, "stream %s: out of memory", slot->stream->name);
         return -1;
     }
+    if (c->cluster != NULL)
+        rs_reader_route(reader, c->cluster);
     rs_reader_set_batch_limit(reader, reader_share(c, active_streams(c)));
     if (c->started && rs_reader_start(reader, err, errlen) != 0) {
         rs_reader_free(reader);
@@ -1012,6 +1022,11 @@ int rs_consumer_stop(rs_consumer_t *c)
     return rc;
 }
 
+rs_cluster_t *rs_consumer_cluster(const rs_consumer_t *c)
+{
+    return c->cluster;
+}
+
 void rs_consumer_free(rs_consumer_t *c)
 {
     if (c == NULL)
@@ -1023,6 +1038,7 @@ void rs_consumer_free(rs_consumer_t *c)
     }
     rs_retry_free(c->retry);
     rs_acker_free(c->acker);
+    rs_cluster_free(c->cluster); /* after every connection it routes */
     rs_trace_exporter_free(c->tracer);
     rs_pool_free(c->pool);
     rs_queue_free(c->queue);

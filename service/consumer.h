@@ -28,6 +28,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "cluster.h"
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
@@ -124,6 +125,10 @@ int rs_consumer_stop(rs_consumer_t *c);
 
 /* Frees the service; NULL is ignored. Only after rs_consumer_stop() returned 0, or when it
  * was never started. Main thread. */
+/* Cluster mode's router (borrowed for the consumer's lifetime), or NULL in standalone mode:
+ * the HTTP server asks it which masters to query. Any thread. */
+rs_cluster_t *rs_consumer_cluster(const rs_consumer_t *c);
+
 void rs_consumer_free(rs_consumer_t *c);
 
 #endif

@@ -187,7 +187,8 @@ static void read_process(const rs_health_t *h, rs_metrics_t *m)
 /* Opens this request's own Redis connection, counted in redis_active. Returns it connected
  * (release with close_redis()), or NULL with `*busy` telling whether HTTP_THREADS - 1 requests
  * are asking Redis already (1) or it could not be reached (0), and a message in `err`. */
-static rs_redis_t *open_redis(rs_health_t *h, int *busy, char *err, size_t errlen)
+static rs_redis_t *open_redis_at(rs_health_t *h, const rs_cluster_node_t *node, int *busy,
+                                 char *err, size_t errlen)
 {
     *busy = 0;
     if (atomic_fetch_add(&h->redis_active, 1) >= HTTP_THREADS - 1) {
@@ -199,8 +200,8 @@ static rs_redis_t *open_redis(rs_health_t *h, int *busy, char *err, size_t errle
     /* Not rs_redis_new_from_config(): the connect timeout is capped too, not only replies. */
     const rs_config_t *cfg = h->cfg;
     rs_redis_opts_t opts = {
-        .host = cfg->redis.host,
-        .port = cfg->redis.port,
+        .host = node != NULL ? node->host : cfg->redis.host,
+        .port = node != NULL ? node->port : cfg->redis.port,
         .username = cfg->redis.username,
         .password = cfg->redis.password,
         .db = cfg->redis.db,
@@ -222,17 +223,94 @@ static rs_redis_t *open_redis(rs_health_t *h, int *busy, char *err, size_t errle
     return NULL;
 }
 
+/* open_redis_at() the server of standalone mode, or in cluster mode the master serving `key`
+ * (`len` bytes). */
+static rs_redis_t *open_redis(rs_health_t *h, const char *key, size_t len, int *busy, char *err,
+                              size_t errlen)
+{
+    rs_cluster_t *cluster = rs_consumer_cluster(h->consumer);
+    rs_cluster_node_t owner;
+    *busy = 0;
+    if (cluster == NULL)
+        return open_redis_at(h, NULL, busy, err, errlen);
+    if (rs_cluster_owner(cluster, key, len, &owner, err, errlen) != RS_REDIS_OK)
+        return NULL;
+    return open_redis_at(h, &owner, busy, err, errlen);
+}
+
 static void close_redis(rs_health_t *h, rs_redis_t *r)
 {
     rs_redis_free(r);
     atomic_fetch_sub(&h->redis_active, 1);
 }
 
+/* ask_redis() in cluster mode: the streams grouped by the master serving them, one connection
+ * per master, the answers put together in the order of `m`. */
+static int ask_cluster(rs_health_t *h, const rs_metrics_t *m, bool consumers,
+                       rs_streams_info_t *info, char *err, size_t errlen)
+{
+    rs_cluster_t *cluster = rs_consumer_cluster(h->consumer);
+    size_t n = m->nstreams;
+    rs_cluster_node_t *owner = calloc(n > 0 ? n : 1, sizeof(*owner));
+    const char **names = calloc(n > 0 ? n : 1, sizeof(*names));
+    size_t *index = calloc(n > 0 ? n : 1, sizeof(*index));
+    bool *asked = calloc(n > 0 ? n : 1, sizeof(*asked));
+    info->streams = calloc(n > 0 ? n : 1, sizeof(*info->streams));
+    int rc = -1;
+    if (owner == NULL || names == NULL || index == NULL || asked == NULL || info->streams == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    info->nstreams = n;
+    for (size_t i = 0; i < n; i++) {
+        const char *name = m->streams[i].name;
+        info->streams[i].name = name;
+        if (rs_cluster_owner(cluster, name, strlen(name), &owner[i], err, errlen) != RS_REDIS_OK)
+            goto out;
+    }
+    rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (asked[i])
+            continue;
+        size_t k = 0;
+        for (size_t j = i; j < n; j++) {
+            if (!asked[j] && owner[j].port == owner[i].port &&
+                strcmp(owner[j].host, owner[i].host) == 0) {
+                asked[j] = true;
+                index[k] = j;
+                names[k++] = m->streams[j].name;
+            }
+        }
+        int busy;
+        rs_redis_t *r = open_redis_at(h, &owner[i], &busy, err, errlen);
+        if (r == NULL) {
+            rc = busy ? 1 : -1;
+            break;
+        }
+        rs_streams_info_t part = {0};
+        rc = rs_stream_info_fetch(r, names, k, consumers, &part, err, errlen);
+        close_redis(h, r);
+        for (size_t j = 0; rc == 0 && j < k; j++)
+            info->streams[index[j]] = part.streams[j]; /* moved: part keeps no pointer */
+        free(part.streams);
+    }
+out:
+    if (rc != 0)
+        rs_streams_info_clear(info);
+    free(asked);
+    free(index);
+    free(names);
+    free(owner);
+    return rc;
+}
+
 static int ask_redis(rs_health_t *h, const rs_metrics_t *m, bool consumers, rs_streams_info_t *info,
                      char *err, size_t errlen)
 {
+    if (rs_consumer_cluster(h->consumer) != NULL)
+        return ask_cluster(h, m, consumers, info, err, errlen);
     int busy;
-    rs_redis_t *r = open_redis(h, &busy, err, errlen);
+    rs_redis_t *r = open_redis_at(h, NULL, &busy, err, errlen);
     if (r == NULL)
         return busy ? 1 : -1;
     int rc = -1;
@@ -439,9 +517,10 @@ static enum MHD_Result serve_dead_letters(rs_health_t *h, struct MHD_Connection 
         return respond_error_json(conn, MHD_HTTP_NOT_FOUND, "no such stream is configured", false);
 
     char dlq[1024], err[512];
-    snprintf(dlq, sizeof(dlq), "%s%s", stream, h->cfg->group.dead_letter_suffix);
-    int busy;
-    rs_redis_t *r = open_redis(h, &busy, err, sizeof(err));
+    int busy = 0;
+    rs_redis_t *r = NULL;
+    if (rs_config_dlq_name(h->cfg, stream, dlq, sizeof(dlq), err, sizeof(err)) == 0)
+        r = open_redis(h, dlq, strlen(dlq), &busy, err, sizeof(err));
     rs_info_entries_t e = {0};
     if (r != NULL) {
         int rc = rs_stream_info_recent(r, dlq, RS_DASHBOARD_DEAD_LETTERS, RS_DASHBOARD_FIELD_MAX,

@@ -26,9 +26,9 @@
 
 /* One configured stream, as this process sees it. */
 typedef struct {
-    const char *name;    /* borrowed */
-    const char *handler;  /* the handler kind's name ("log"); borrowed */
-    const char *ordering; /* "none", "stream" or "key" (rs_ordering_name()); borrowed */
+    const char *name;      /* borrowed */
+    const char *handler;   /* the handler kind's name ("log"); borrowed */
+    const char *ordering;  /* "none", "stream" or "key" (rs_ordering_name()); borrowed */
     const char *key_field; /* with ordering "key", the key's field; borrowed; else NULL */
     uint64_t received, succeeded, retried, failed, dead_lettered, acked, deleted, claimed;
     int64_t inflight;

@@ -118,8 +118,9 @@ struct rs_reader {
                                     * one is accepted */
 
     pthread_mutex_t lock;
-    pthread_cond_t cond; /* CLOCK_MONOTONIC; broadcast by rs_reader_stop() */
-    int wake_fd;         /* dup of the connection's socket, or -1; guarded by lock */
+    pthread_cond_t cond;   /* CLOCK_MONOTONIC; broadcast by rs_reader_stop() */
+    int wake_fd;           /* dup of the connection's socket, or -1; guarded by lock */
+    rs_cluster_t *cluster; /* cluster mode's router, or NULL; borrowed */
 };
 
 rs_reader_t *rs_reader_new(const rs_config_t *cfg, rs_stream_t *stream, rs_queue_t *q,
@@ -655,6 +656,26 @@ static reader_state_t read_error(rs_reader_t *r, const char *what, const redisRe
 {
     rs_refusal_t kind =
         reply->type == REDIS_REPLY_ERROR ? rs_refusal_of(reply->str, reply->len) : RS_REFUSAL_OTHER;
+    /* Cluster mode: the slot moved (a pipelined read saw -MOVED or -ASK), or the key left this
+     * node, which is what a migration does to it (MIGRATE deletes it here once it is on the
+     * target). Either way the reader reconnects to the master serving the slot now and goes
+     * on from the group, as after any reconnection; a stream that was really deleted is
+     * created again there. */
+    if (r->cluster != NULL &&
+        (rs_redis_redirected(r->redis, reply) || kind == RS_REFUSAL_DELETED)) {
+        if (rs_redis_connected(r->redis)) {
+            char err[256];
+            (void)rs_cluster_refresh(r->cluster, err, sizeof(err)); /* failures logged there */
+            rs_redis_mark_broken(r->redis);
+        }
+        rs_log(r->log, RS_LOG_INFO, "reader",
+               "stream=%s %s: %s; following the stream to the master serving its slot",
+               r->stream->name, what, reply->str);
+        drop_ahead(r);
+        atomic_store(&r->ready, false);
+        forget_socket(r);
+        return ST_CONNECT;
+    }
     if (rs_refusal_group_gone(kind)) {
         rs_log(r->log, RS_LOG_WARN, "reader", "stream=%s %s: %s (%s); creating group %s again",
                r->stream->name, what, reply->str, rs_refusal_hint(kind), r->cfg->group.name);
@@ -1095,6 +1116,12 @@ const char *rs_reader_activity_name(rs_reader_activity_t activity)
         return "stopped";
     }
     return "?";
+}
+
+void rs_reader_route(rs_reader_t *r, rs_cluster_t *cluster)
+{
+    r->cluster = cluster;
+    rs_redis_route(r->redis, cluster, r->stream->name, strlen(r->stream->name));
 }
 
 unsigned long rs_reader_reconnects(const rs_reader_t *r)

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cluster.h"
 #include "config.h"
 #include "log.h"
 #include "queue.h"
@@ -60,6 +61,11 @@ typedef struct {
  * lifetime. Returns NULL when out of memory. Caller frees with rs_reader_free(). */
 rs_reader_t *rs_reader_new(const rs_config_t *cfg, rs_stream_t *stream, rs_queue_t *q,
                            size_t batch_max, rs_logger_t *log);
+
+/* Cluster mode: every connection of the reader goes to the master serving its stream's slot,
+ * routed by `cluster` (borrowed for the reader's lifetime), and follows the stream when its
+ * slot moves. Main thread, before rs_reader_start(). */
+void rs_reader_route(rs_reader_t *r, rs_cluster_t *cluster);
 
 /* Starts the thread. Returns 0, or -1 with a message in `err`. Main thread. */
 int rs_reader_start(rs_reader_t *r, char *err, size_t errlen);

@@ -38,6 +38,7 @@
 #include <time.h>
 
 #include "backoff.h"
+#include "cluster.h"
 
 /* Log module for every line this file writes. */
 #define LOG_MODULE "redis"
@@ -64,6 +65,14 @@ struct rs_redis {
     char *client_name;
     rs_redis_socket_fn on_socket; /* NULL, or told about each connection's socket */
     void *on_socket_arg;
+
+    /* Cluster mode (rs_redis_route()): the router, the key whose master each connect
+     * reaches, and whether the connection must be dropped at the next chance (a redirection
+     * read from a pipeline). */
+    rs_cluster_t *cluster;
+    char *route_key;
+    size_t route_len;
+    bool stale;
 
     rs_backoff_t backoff;
     /* Successful handshakes, including the first. Written by the owner thread, read by any
@@ -198,7 +207,9 @@ rs_redis_status_t rs_redis_classify_error(const char *msg, size_t len)
     /* States a server leaves by itself: loading a dataset, a busy script, a replica whose
      * master is down, a cluster slot being migrated. */
     if (starts_with(msg, len, "LOADING") || starts_with(msg, len, "BUSY") ||
-        starts_with(msg, len, "MASTERDOWN") || starts_with(msg, len, "TRYAGAIN"))
+        starts_with(msg, len, "MASTERDOWN") || starts_with(msg, len, "TRYAGAIN") ||
+        starts_with(msg, len, "CLUSTERDOWN") || starts_with(msg, len, "MOVED ") ||
+        starts_with(msg, len, "ASK "))
         return RS_REDIS_ERR_IO;
     return RS_REDIS_ERR_REPLY;
 }
@@ -241,35 +252,46 @@ static rs_redis_status_t handshake_command(rs_redis_t *r, const char *what, int 
     return st;
 }
 
+/* Points the handle at host:port (a copy), rebuilding the address used in messages.
+ * Returns -1 when out of memory (the handle is then unchanged). */
+static int set_address(rs_redis_t *r, const char *host, int port)
+{
+    /* IPv6 literals are bracketed so the port stays readable: "[::1]:6379". */
+    bool v6 = strchr(host, ':') != NULL;
+    size_t len = strlen(host) + sizeof("[]:65535") + 16;
+    char *h = strdup(host), *addr = malloc(len);
+    if (h == NULL || addr == NULL) {
+        free(h);
+        free(addr);
+        return -1;
+    }
+    snprintf(addr, len, "%s%s%s:%d", v6 ? "[" : "", host, v6 ? "]" : "", port);
+    free(r->host);
+    free(r->addr);
+    r->host = h;
+    r->addr = addr;
+    r->port = port;
+    return 0;
+}
+
 rs_redis_t *rs_redis_new(const rs_redis_opts_t *opts, rs_logger_t *log)
 {
     rs_redis_t *r = calloc(1, sizeof(*r));
     if (r == NULL)
         return NULL;
     r->log = log;
-    r->port = opts->port;
     r->db = opts->db;
     r->connect_timeout_ms = opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : 0;
     r->command_timeout_ms = opts->command_timeout_ms > 0 ? opts->command_timeout_ms : 0;
-    r->host = strdup(opts->host != NULL ? opts->host : "127.0.0.1");
     r->client_name = strdup(opts->client_name != NULL ? opts->client_name : "redis");
     r->username = dup_or_null(opts->username);
     /* An empty password means "no AUTH", so it is stored as none. */
     if (opts->password != NULL && opts->password[0] != '\0')
         r->password = strdup(opts->password);
 
-    int fail = r->host == NULL || r->client_name == NULL ||
-               (opts->username != NULL && r->username == NULL) ||
-               (opts->password != NULL && opts->password[0] != '\0' && r->password == NULL);
-    if (!fail) {
-        /* IPv6 literals are bracketed so the port stays readable: "[::1]:6379". */
-        bool v6 = strchr(r->host, ':') != NULL;
-        size_t len = strlen(r->host) + sizeof("[]:65535") + 16;
-        r->addr = malloc(len);
-        if (r->addr != NULL)
-            snprintf(r->addr, len, "%s%s%s:%d", v6 ? "[" : "", r->host, v6 ? "]" : "", r->port);
-        fail = r->addr == NULL;
-    }
+    int fail = r->client_name == NULL || (opts->username != NULL && r->username == NULL) ||
+               (opts->password != NULL && opts->password[0] != '\0' && r->password == NULL) ||
+               set_address(r, opts->host != NULL ? opts->host : "127.0.0.1", opts->port) != 0;
     if (fail) {
         rs_redis_free(r);
         return NULL;
@@ -313,15 +335,60 @@ void rs_redis_free(rs_redis_t *r)
     free(r->host);
     free(r->addr);
     free(r->client_name);
+    free(r->route_key);
     free_secret(r->username);
     free_secret(r->password);
     free(r);
+}
+
+void rs_redis_route(rs_redis_t *r, rs_cluster_t *cluster, const char *key, size_t len)
+{
+    free(r->route_key);
+    r->route_key = malloc(len + 1);
+    r->cluster = cluster; /* a key that could not be copied makes each connect fail */
+    r->route_len = len;
+    if (r->route_key != NULL) {
+        memcpy(r->route_key, key, len);
+        r->route_key[len] = '\0';
+    }
+}
+
+/* Cluster mode: points the handle at the master serving its key. Returns RS_REDIS_OK or the
+ * router's failure, recorded as the handle's error. */
+static rs_redis_status_t follow_route(rs_redis_t *r)
+{
+    if (r->route_key == NULL) {
+        set_error(r, RS_REDIS_ERR_IO, "out of memory");
+        return RS_REDIS_ERR_IO;
+    }
+    rs_cluster_node_t owner;
+    char err[256];
+    rs_redis_status_t st =
+        rs_cluster_owner(r->cluster, r->route_key, r->route_len, &owner, err, sizeof(err));
+    if (st != RS_REDIS_OK) {
+        /* The router's message already names the node it asked. */
+        r->err = st;
+        snprintf(r->errstr, sizeof(r->errstr), "%s", err);
+        return st;
+    }
+    if ((owner.port != r->port || strcmp(owner.host, r->host) != 0) &&
+        set_address(r, owner.host, owner.port) != 0) {
+        set_error(r, RS_REDIS_ERR_IO, "out of memory");
+        return RS_REDIS_ERR_IO;
+    }
+    return RS_REDIS_OK;
 }
 
 rs_redis_status_t rs_redis_connect(rs_redis_t *r)
 {
     drop_context(r);
     clear_error(r);
+    r->stale = false;
+    if (r->cluster != NULL) {
+        rs_redis_status_t st = follow_route(r);
+        if (st != RS_REDIS_OK)
+            return st;
+    }
 
     errno = 0;
     if (r->connect_timeout_ms > 0)
@@ -333,6 +400,12 @@ rs_redis_status_t rs_redis_connect(rs_redis_t *r)
         set_error(r, RS_REDIS_ERR_IO, "connect: %s",
                   context_error(r->ctx, errno, r->connect_timeout_ms, buf, sizeof(buf)));
         drop_context(r);
+        if (r->cluster != NULL) {
+            /* The master may have died and a replica taken over: the next attempt asks
+             * the router, which then knows. */
+            char err[256];
+            (void)rs_cluster_refresh(r->cluster, err, sizeof(err));
+        }
         return RS_REDIS_ERR_IO;
     }
 
@@ -467,12 +540,69 @@ rs_redis_status_t rs_redis_connect_retry(rs_redis_t *r, rs_redis_wait_fn wait, v
 
 bool rs_redis_connected(const rs_redis_t *r)
 {
-    return r->ctx != NULL;
+    return r->ctx != NULL && !r->stale;
+}
+
+/* Runs the command once on node `to` after ASKING, on a connection made for it (a migration
+ * is short, and ASK concerns one key at a time). Returns the reply, or NULL with the error
+ * recorded. */
+static redisReply *ask_once(rs_redis_t *r, const rs_cluster_node_t *to, int argc, const char **argv,
+                            const size_t *argvlen)
+{
+    rs_redis_opts_t opts = {
+        .host = to->host,
+        .port = to->port,
+        .username = r->username,
+        .password = r->password,
+        .connect_timeout_ms = r->connect_timeout_ms,
+        .command_timeout_ms = r->command_timeout_ms,
+        .client_name = r->client_name,
+    };
+    rs_redis_t *t = rs_redis_new(&opts, r->log);
+    if (t == NULL) {
+        set_error(r, RS_REDIS_ERR_IO, "ASK: out of memory");
+        return NULL;
+    }
+    redisReply *reply = NULL;
+    if (rs_redis_connect(t) == RS_REDIS_OK) {
+        const char *asking[] = {"ASKING"};
+        const size_t askinglen[] = {6};
+        redisReply *ok = rs_redis_command_argv(t, 1, asking, askinglen);
+        if (ok != NULL && ok->type != REDIS_REPLY_ERROR)
+            reply = rs_redis_command_argv(t, argc, argv, argvlen);
+        else if (ok != NULL)
+            snprintf(t->errstr, sizeof(t->errstr), "redis %s: ASKING refused: %.*s", t->addr,
+                     reply_text_len(ok), ok->str);
+        freeReplyObject(ok);
+    }
+    if (reply == NULL)
+        set_error(r, RS_REDIS_ERR_IO, "following ASK: %s", t->errstr);
+    rs_redis_free(t);
+    return reply;
+}
+
+bool rs_redis_redirected(rs_redis_t *r, const redisReply *reply)
+{
+    if (r->cluster == NULL || reply == NULL || reply->type != REDIS_REPLY_ERROR)
+        return false;
+    rs_redirect_t to;
+    rs_redirect_kind_t kind = rs_cluster_redirect_parse(reply->str, reply->len, r->host, &to);
+    if (kind == RS_REDIRECT_NONE)
+        return false;
+    if (kind == RS_REDIRECT_MOVED)
+        rs_cluster_moved(r->cluster, to.slot, &to.node);
+    set_error(r, RS_REDIS_ERR_IO, "%s slot %u to %s:%d",
+              kind == RS_REDIRECT_MOVED ? "moved" : "asked to follow", to.slot, to.node.host,
+              to.node.port);
+    r->stale = true;
+    return true;
 }
 
 redisReply *rs_redis_command_argv(rs_redis_t *r, int argc, const char **argv, const size_t *argvlen)
 {
     char name[MAX_COMMAND_NAME];
+    if (r->stale)
+        drop_context(r); /* keeps the error that made it stale */
     if (r->ctx == NULL) {
         /* Keep the error that closed the connection: it is the useful one. */
         if (r->errstr[0] == '\0')
@@ -491,6 +621,27 @@ redisReply *rs_redis_command_argv(rs_redis_t *r, int argc, const char **argv, co
                   context_error(r->ctx, saved, r->command_timeout_ms, buf, sizeof(buf)));
         drop_context(r);
         return NULL;
+    }
+    if (r->cluster != NULL && reply->type == REDIS_REPLY_ERROR) {
+        rs_redirect_t to;
+        switch (rs_cluster_redirect_parse(reply->str, reply->len, r->host, &to)) {
+        case RS_REDIRECT_MOVED:
+            set_error(r, RS_REDIS_ERR_IO, "%s: slot %u moved to %s:%d",
+                      command_name(argc, argv, argvlen, name, sizeof(name)), to.slot, to.node.host,
+                      to.node.port);
+            freeReplyObject(reply);
+            rs_cluster_moved(r->cluster, to.slot, &to.node);
+            drop_context(r);
+            return NULL;
+        case RS_REDIRECT_ASK:
+            freeReplyObject(reply);
+            reply = ask_once(r, &to.node, argc, argv, argvlen);
+            if (reply == NULL)
+                drop_context(r);
+            return reply;
+        case RS_REDIRECT_NONE:
+            break;
+        }
     }
     return reply;
 }

@@ -42,6 +42,9 @@ typedef struct {
 
 typedef struct rs_redis rs_redis_t;
 
+/* The cluster router (cluster.h). */
+typedef struct rs_cluster rs_cluster_t;
+
 /* Result of rs_redis_connect(): the kinds callers treat differently. */
 typedef enum {
     RS_REDIS_OK = 0,
@@ -118,18 +121,43 @@ void rs_redis_mark_broken(rs_redis_t *r);
 /* The last error's message; "" when none. Borrowed until the next call on `r`. */
 const char *rs_redis_errstr(const rs_redis_t *r);
 
-/* "host:port" of the server, for messages. Borrowed for the handle's lifetime. */
+/* "host:port" of the server, for messages. Borrowed until the handle next connects (a routed
+ * handle may connect elsewhere then). Owner thread only. */
 const char *rs_redis_addr(const rs_redis_t *r);
 
 /* Number of successful connections after the first (for metrics). Any thread; lock-free
  * (the handle must outlive the call). */
 unsigned long rs_redis_reconnects(const rs_redis_t *r);
 
+/* Binds the handle to the `len`-byte key `key` of the Redis Cluster that `cluster` routes
+ * (cluster mode): from now on each connect goes to the master that serves the key's slot,
+ * whatever address the handle was made with, and
+ *  - a -MOVED reply to rs_redis_command_argv() updates the router and closes the connection:
+ *    the call returns NULL (RS_REDIS_ERR_IO, "moved to ..."), and the caller's usual
+ *    reconnect reaches the new master;
+ *  - a -ASK reply (the slot is being migrated and the key is already on the target) is
+ *    retried once on a short-lived connection to the target, after ASKING; the call returns
+ *    that reply;
+ *  - a failed TCP connect makes the router refresh its map (a master that died is replaced
+ *    by its replica), so the next attempt may go elsewhere.
+ * The key is copied; `cluster` is borrowed for the handle's lifetime. Call before the first
+ * connect. Owner thread only. */
+void rs_redis_route(rs_redis_t *r, rs_cluster_t *cluster, const char *key, size_t len);
+
+/* For replies read through rs_redis_context() (pipelines): when `reply` is a -MOVED or -ASK
+ * error and the handle is routed, tells the router (MOVED) and marks the connection to be
+ * dropped: rs_redis_connected() is false from now on, but the context stays readable so the
+ * caller can read the rest of its pipeline, and the next connect goes to the key's master.
+ * The caller handles the reply itself as a refusal that passes (refusal.h). Returns true when
+ * the reply was such a redirection. Owner thread only. */
+bool rs_redis_redirected(rs_redis_t *r, const redisReply *reply);
+
 /* Classifies the text of an error reply (reply->str, reply->len of a REDIS_REPLY_ERROR) so
  * every caller draws the same line: RS_REDIS_ERR_AUTH when Redis refuses the credentials or
  * the permission (WRONGPASS, NOAUTH, NOPERM, "ERR ... AUTH ..." / "ERR invalid password" from
  * older servers); RS_REDIS_ERR_IO when the server is not ready yet and a later retry can
- * succeed (LOADING, BUSY, MASTERDOWN, TRYAGAIN); RS_REDIS_ERR_REPLY for everything else
+ * succeed (LOADING, BUSY, MASTERDOWN, TRYAGAIN, CLUSTERDOWN, and the redirections MOVED and
+ * ASK); RS_REDIS_ERR_REPLY for everything else
  * (WRONGTYPE, syntax errors, ...), which retrying cannot fix. Pure; any thread. */
 rs_redis_status_t rs_redis_classify_error(const char *msg, size_t len);
 

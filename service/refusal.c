@@ -49,6 +49,11 @@ rs_refusal_t rs_refusal_of(const char *msg, size_t len)
     if (has_code(msg, len, "LOADING") || has_code(msg, len, "BUSY") ||
         has_code(msg, len, "MASTERDOWN") || has_code(msg, len, "TRYAGAIN"))
         return RS_REFUSAL_NOT_READY;
+    /* Redis Cluster: a slot moved or being migrated, or the cluster without a quorum; the
+     * connection follows the slot (rs_redis_route()) and the command is sent again. */
+    if (has_code(msg, len, "MOVED") || has_code(msg, len, "ASK") ||
+        has_code(msg, len, "CLUSTERDOWN"))
+        return RS_REFUSAL_CLUSTER;
     if (has_code(msg, len, "NOPERM"))
         return RS_REFUSAL_NOPERM;
     return RS_REFUSAL_OTHER;
@@ -56,7 +61,8 @@ rs_refusal_t rs_refusal_of(const char *msg, size_t len)
 
 bool rs_refusal_transient(rs_refusal_t kind)
 {
-    return kind == RS_REFUSAL_READONLY || kind == RS_REFUSAL_NOT_READY;
+    return kind == RS_REFUSAL_READONLY || kind == RS_REFUSAL_NOT_READY ||
+           kind == RS_REFUSAL_CLUSTER;
 }
 
 bool rs_refusal_group_gone(rs_refusal_t kind)
@@ -83,6 +89,8 @@ const char *rs_refusal_hint(rs_refusal_t kind)
                "or free memory";
     case RS_REFUSAL_NOT_READY:
         return "the server is not ready (loading, busy, or changing role)";
+    case RS_REFUSAL_CLUSTER:
+        return "the cluster is moving the slot or has no quorum; following it";
     case RS_REFUSAL_NOPERM:
         return "the ACL user lacks a permission (see README, Least privilege in Redis)";
     case RS_REFUSAL_OTHER:

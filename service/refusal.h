@@ -29,6 +29,8 @@ typedef enum {
     RS_REFUSAL_OOM,       /* OOM: maxmemory reached under a noeviction policy */
     RS_REFUSAL_NOT_READY, /* LOADING, BUSY, MASTERDOWN, TRYAGAIN, or UNBLOCKED by a change of
                            * the server's role: a state the server leaves by itself */
+    RS_REFUSAL_CLUSTER,   /* MOVED, ASK (a slot moved or being migrated) or CLUSTERDOWN: Redis
+                           * Cluster reconfiguring, which it finishes by itself */
     RS_REFUSAL_NOPERM,    /* NOPERM: the ACL user may not run the command or touch the key */
     RS_REFUSAL_OTHER,     /* any other error reply */
 } rs_refusal_t;
@@ -38,8 +40,8 @@ typedef enum {
 rs_refusal_t rs_refusal_of(const char *msg, size_t len);
 
 /* True when the same command can succeed later without anyone changing the data or the
- * configuration (RS_REFUSAL_READONLY, RS_REFUSAL_NOT_READY): the work is kept and sent again
- * after a backoff instead of being given up. Pure; any thread. */
+ * configuration (RS_REFUSAL_READONLY, RS_REFUSAL_NOT_READY, RS_REFUSAL_CLUSTER): the work is kept
+ * and sent again after a backoff instead of being given up. Pure; any thread. */
 bool rs_refusal_transient(rs_refusal_t kind);
 
 /* True when the reader should create the group (and the stream) again: RS_REFUSAL_NOGROUP,

@@ -49,6 +49,7 @@
 #include "clock.h"
 #include "entry.h"
 #include "redis_conn.h"
+#include "redis_routes.h"
 #include "refusal.h"
 
 #define RETRY_BATCH        64 /* ids per XCLAIM */
@@ -68,7 +69,11 @@ struct rs_retry {
     const rs_config_t *cfg;
     rs_queue_t *q;
     rs_logger_t *log;
-    rs_redis_t *redis;            /* retry thread only */
+    /* The connection in use, retry thread only: `own` in standalone mode; in cluster mode
+     * the one of `routes` for the batch's stream. */
+    rs_redis_t *redis;
+    rs_redis_t *own;
+    rs_redis_routes_t *routes;    /* NULL in standalone mode */
     rs_backoff_t refused_backoff; /* after transient refusals of XCLAIM; retry thread only */
 
     pthread_t thread;
@@ -139,7 +144,8 @@ rs_retry_t *rs_retry_new(const rs_config_t *cfg, rs_queue_t *q, rs_logger_t *log
         r->lanes = calloc(r->cap, sizeof(*r->lanes));
     }
     if (r != NULL && r->heap != NULL && r->lanes != NULL)
-        r->redis = rs_redis_new_from_config(cfg, "retry", cfg->redis.connect_timeout_ms, log);
+        r->own = r->redis =
+            rs_redis_new_from_config(cfg, "retry", cfg->redis.connect_timeout_ms, log);
     if (r == NULL || r->heap == NULL || r->lanes == NULL || r->redis == NULL) {
         snprintf(err, errlen, "retry scheduler: out of memory");
         if (r != NULL) {
@@ -381,6 +387,17 @@ static void *retry_main(void *arg)
         if (room == 0)
             continue;
         size_t reserved = ordered ? 0 : room;
+        r->redis =
+            r->routes != NULL ? rs_redis_routes_get(r->routes, batch[0].stream->name) : r->own;
+        if (r->redis == NULL) {
+            rs_log(r->log, RS_LOG_ERROR, "retry", "stream=%s out of memory; trying again",
+                   batch[0].stream->name);
+            r->redis = r->own;
+            rs_queue_unreserve(r->q, reserved);
+            put_back(r, batch, room);
+            retry_wait(r, 100);
+            continue;
+        }
         if (!rs_redis_connected(r->redis) &&
             rs_redis_connect_retry(r->redis, retry_wait, r) != RS_REDIS_OK) {
             if (!atomic_load(&r->stop)) {
@@ -410,6 +427,13 @@ static void *retry_main(void *arg)
             rs_queue_unreserve(r->q, room - (size_t)pushed);
     }
     return NULL;
+}
+
+int rs_retry_set_cluster(rs_retry_t *r, rs_cluster_t *cluster)
+{
+    r->routes =
+        rs_redis_routes_new(r->cfg, cluster, "retry", r->cfg->redis.connect_timeout_ms, r->log);
+    return r->routes != NULL ? 0 : -1;
 }
 
 int rs_retry_start(rs_retry_t *r, char *err, size_t errlen)
@@ -442,7 +466,8 @@ void rs_retry_free(rs_retry_t *r)
     if (r == NULL)
         return;
     rs_retry_stop(r);
-    rs_redis_free(r->redis);
+    rs_redis_free(r->own);
+    rs_redis_routes_free(r->routes);
     pthread_cond_destroy(&r->cond);
     pthread_mutex_destroy(&r->lock);
     free(r->heap);
@@ -484,5 +509,6 @@ size_t rs_retry_cancel_stream(rs_retry_t *r, rs_stream_t *stream)
 
 unsigned long rs_retry_reconnects(const rs_retry_t *r)
 {
-    return rs_redis_reconnects(r->redis);
+    return rs_redis_reconnects(r->own) +
+           (r->routes != NULL ? rs_redis_routes_reconnects(r->routes) : 0);
 }

@@ -17,6 +17,7 @@
 
 #include <stdint.h>
 
+#include "cluster.h"
 #include "config.h"
 #include "log.h"
 #include "queue.h"
@@ -32,6 +33,11 @@ rs_retry_t *rs_retry_new(const rs_config_t *cfg, rs_queue_t *q, rs_logger_t *log
 
 /* Starts the scheduler thread. Returns 0, or -1 with a message in `err`. Main thread. */
 int rs_retry_start(rs_retry_t *r, char *err, size_t errlen);
+
+/* Cluster mode: claims each stream's retries on a connection of its own, routed by `cluster`
+ * (borrowed for the scheduler's lifetime) to the master serving the stream. Returns 0, or -1
+ * when out of memory. Main thread, before rs_retry_start(). */
+int rs_retry_set_cluster(rs_retry_t *r, rs_cluster_t *cluster);
 
 /* Schedules entry `id` of `stream` (delivered `delivery` times so far) for another delivery
  * in `delay_ms`. Copies the id. The entry stays in flight for its stream until it is

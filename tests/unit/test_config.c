@@ -1718,6 +1718,74 @@ static void config_checks_include_targets(void **state)
     expect_rejected(fx->dir, "log = { }; @include \"sub\"\n", 1, NULL, "syntax error");
 }
 
+/* Cluster mode (redis.cluster, redis.nodes): the seeds, the refusals that name the setting,
+ * and the dead-letter names that keep a stream's dead letters on its slot. */
+static void config_cluster_mode(void **state)
+{
+    fixture_t *fx = *state;
+    char host[256], err[256];
+    int port = 0;
+
+    /* Off by default; the one seed is then redis.host:port. */
+    rs_config_t *cfg = expect_loaded(fx->dir, "log = { level = \"info\"; };\n");
+    assert_false(cfg->redis.cluster);
+    assert_int_equal(cfg->redis.nodes.n, 0);
+    assert_int_equal(rs_config_cluster_seed(cfg, 0, host, sizeof(host), &port), 0);
+    assert_string_equal(host, "127.0.0.1");
+    assert_int_equal(port, 6380);
+    assert_int_equal(rs_config_cluster_seed(cfg, 1, host, sizeof(host), &port), -1);
+    rs_config_free(cfg);
+
+    /* Seeds in the file, IPv6 bracketed; --redis-addr replaces them. */
+    cfg = expect_loaded(fx->dir, "redis = { cluster = true;\n"
+                                 "  nodes = [ \"10.0.0.1:7000\", \"[::1]:7001\" ]; };\n");
+    assert_true(cfg->redis.cluster);
+    assert_int_equal(cfg->redis.nodes.n, 2);
+    assert_int_equal(rs_config_cluster_seed(cfg, 1, host, sizeof(host), &port), 0);
+    assert_string_equal(host, "::1");
+    assert_int_equal(port, 7001);
+    assert_int_equal(rs_config_set_cluster_seed(cfg, "h:9", "--redis-addr", err, sizeof(err)), 0);
+    assert_int_equal(cfg->redis.nodes.n, 1);
+    assert_int_equal(rs_config_cluster_seed(cfg, 0, host, sizeof(host), &port), 0);
+    assert_string_equal(host, "h");
+    assert_int_equal(port, 9);
+    assert_int_equal(rs_config_set_cluster_seed(cfg, "h", "--redis-addr", err, sizeof(err)), -1);
+    assert_contains(err, "--redis-addr: 'h' has no port");
+
+    /* Dead-letter names: a tag keeps the name; otherwise the stream becomes the tag. */
+    char dlq[64];
+    assert_int_equal(rs_config_dlq_name(cfg, "orders", dlq, sizeof(dlq), err, sizeof(err)), 0);
+    assert_string_equal(dlq, "{orders}:dlq");
+    assert_int_equal(rs_config_dlq_name(cfg, "{eu}.orders", dlq, sizeof(dlq), err, sizeof(err)), 0);
+    assert_string_equal(dlq, "{eu}.orders:dlq");
+    cfg->redis.cluster = false; /* standalone: as it always was */
+    assert_int_equal(rs_config_dlq_name(cfg, "orders", dlq, sizeof(dlq), err, sizeof(err)), 0);
+    assert_string_equal(dlq, "orders:dlq");
+    rs_config_free(cfg);
+
+    /* Settings refused, each naming the line and the setting. */
+    expect_rejected(fx->dir, "redis = {\n cluster = true;\n db = 2;\n};\n", 3, "redis.db",
+                    "must be 0 with redis.cluster = true");
+    expect_rejected(fx->dir, "redis = {\n nodes = [ \"a:1\", \"b\" ];\n};\n", 2, "redis.nodes[1]",
+                    "'b' has no port");
+    expect_rejected(fx->dir, "redis = {\n nodes = [ \"a:0\" ];\n};\n", 2, "redis.nodes[0]",
+                    "port must be a number between 1 and 65535");
+    expect_rejected(fx->dir, "redis = { cluster = \"yes\"; };\n", 1, "redis.cluster", "");
+    /* A stream whose slot no dead-letter name could share. */
+    expect_rejected(fx->dir,
+                    "redis = { cluster = true; };\nstreams = (\n  { name = \"a}b\"; }\n);\n", 3,
+                    "streams[0].name", "hash tag");
+    /* The cluster name of a dead-letter stream, listed as a stream. */
+    expect_rejected(fx->dir,
+                    "redis = { cluster = true; };\nstreams = (\n  { name = \"ev\"; },\n"
+                    "  { name = \"{ev}:dlq\"; }\n);\n",
+                    4, "streams[1].name", "dead letters of stream 'ev'");
+    /* ... which is no clash in standalone mode. */
+    cfg = expect_loaded(fx->dir,
+                        "streams = (\n  { name = \"ev\"; },\n  { name = \"{ev}:dlq\"; }\n);\n");
+    rs_config_free(cfg);
+}
+
 #define FIXTURE_TEST(f) cmocka_unit_test_setup_teardown(f, fixture_setup, fixture_teardown)
 
 int main(void)
@@ -1750,6 +1818,7 @@ int main(void)
         FIXTURE_TEST(config_restart_keys_named),
         FIXTURE_TEST(config_rejects_oversized_and_binary),
         FIXTURE_TEST(config_checks_include_targets),
+        FIXTURE_TEST(config_cluster_mode),
     };
     /* clang-format on */
     return cmocka_run_group_tests(tests, NULL, NULL);
