@@ -97,9 +97,14 @@ drain() {
     echo $((ENTRIES * 1000 / (end - start)))
 }
 
-# produce: redstream-producer --cluster load mode; prints the entries/s it reports.
+# produce: redstream-producer --cluster load mode; prints the entries/s it reports ("-" when
+# this producer has no --cluster).
 produce() {
     local s
+    if ! "$RS_PRODUCER" --help 2>&1 | grep -q -- '--cluster'; then
+        echo "-"
+        return
+    fi
     for s in $(streams); do rc_cli "$(rc_owner "$s")" DEL "$s" >/dev/null; done
     rs_run produce env REDSTREAM_REDIS_PASSWORD="$RS_REDIS_PASSWORD" "$RS_PRODUCER" --cluster \
         --redis-addr "127.0.0.1:${RC_MASTERS[0]}" --stream bench --rate 0 --count "$ENTRIES" \

@@ -37,24 +37,6 @@
  * fuzz_entry_json.c). */
 #define MAX_ARRAY_COUNT 65536
 
-static bool array_counts_bounded(const uint8_t *data, size_t size)
-{
-    for (size_t i = 0; i < size; i++) {
-        if (strchr("*%~>|", data[i]) == NULL || data[i] == '\0')
-            continue;
-        size_t j = i + 1;
-        if (j < size && data[j] == '-')
-            j++;
-        unsigned long long n = 0;
-        for (; j < size && data[j] >= '0' && data[j] <= '9'; j++) {
-            n = n * 10 + (unsigned)(data[j] - '0');
-            if (n > MAX_ARRAY_COUNT)
-                return false;
-        }
-    }
-    return true;
-}
-
 static void check_host(const char *host)
 {
     size_t len = strnlen(host, RS_CLUSTER_HOST_MAX);
@@ -223,7 +205,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     check_redirect((const char *)data, size);
 
-    if (!array_counts_bounded(data, size))
+    if (!fuzz_resp_counts_bounded(data, size, MAX_ARRAY_COUNT))
         return 0;
     redisReader *reader = redisReaderCreate();
     FUZZ_CHECK(reader != NULL, "out of memory");

@@ -34,27 +34,6 @@
 
 static const char *const stream_names[] = {"events", "logs:dlq", "\xc3\xa9v\xc3\xa9nements"};
 
-/* True when no aggregate header in the input announces more than MAX_ARRAY_COUNT elements.
- * Checks every such byte, not only those hiredis would read as a type: a little too strict,
- * never lax. */
-static bool array_counts_bounded(const uint8_t *data, size_t size)
-{
-    for (size_t i = 0; i < size; i++) {
-        if (strchr("*%~>|", data[i]) == NULL || data[i] == '\0')
-            continue;
-        size_t j = i + 1;
-        if (j < size && data[j] == '-')
-            j++;
-        unsigned long long n = 0;
-        for (; j < size && data[j] >= '0' && data[j] <= '9'; j++) {
-            n = n * 10 + (unsigned)(data[j] - '0');
-            if (n > MAX_ARRAY_COUNT)
-                return false;
-        }
-    }
-    return true;
-}
-
 static char *base64(const char *data, size_t len, const char *prefix)
 {
     static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -243,7 +222,7 @@ static void check_reply(const redisReply *reply, const char *stream, uint64_t de
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size < 1 || !array_counts_bounded(data, size))
+    if (size < 1 || !fuzz_resp_counts_bounded(data, size, MAX_ARRAY_COUNT))
         return 0;
     const char *stream = stream_names[data[0] % (sizeof(stream_names) / sizeof(stream_names[0]))];
     uint64_t delivery = (uint64_t)(data[0] >> 2) + 1;

@@ -10,8 +10,7 @@
  * meanwhile wait on `done` for its outcome instead of asking the cluster again, because a
  * failover makes every reader, the acknowledger and the retry thread ask at once. A refresh
  * within RS_CLUSTER_REFRESH_MIN_MS of the last good one is answered from the map already
- * held, for the same reason. `generation` counts changes of the map; it is atomic so a
- * connection can compare it without the lock.
+ * held, for the same reason.
  *
  * The nodes asked, in order: the masters of the current map (they know the newest
  * configuration), then the seeds of the configuration (the map may be empty, or every master
@@ -21,7 +20,6 @@
 #include "cluster.h"
 
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,7 +46,6 @@ struct rs_cluster {
     char last_err[256];            /* guarded by lock: and its message */
     int64_t last_ok_ns;            /* guarded by lock: when a refresh last succeeded */
     unsigned failures;             /* guarded by lock: refreshes failed in a row */
-    atomic_ulong generation;
 };
 
 static void free_secret(char *s)
@@ -84,7 +81,6 @@ rs_cluster_t *rs_cluster_new(const rs_config_t *cfg, rs_logger_t *log, char *err
     rs_cluster_map_clear(&c->map);
     pthread_mutex_init(&c->lock, NULL);
     pthread_cond_init(&c->done, NULL);
-    atomic_init(&c->generation, 0);
     return c;
 
 oom:
@@ -264,7 +260,6 @@ rs_redis_status_t rs_cluster_refresh(rs_cluster_t *c, char *err, size_t errlen)
             describe_map(&fresh, desc, sizeof(desc));
             rs_log(c->log, RS_LOG_INFO, LOG_MODULE, "slot map %s: %s",
                    c->have_map ? "changed" : "fetched", desc);
-            atomic_fetch_add_explicit(&c->generation, 1, memory_order_release);
         }
         rs_cluster_map_clear(&c->map);
         c->map = fresh; /* takes over fresh's nodes */
@@ -340,7 +335,6 @@ void rs_cluster_moved(rs_cluster_t *c, unsigned slot, const rs_cluster_node_t *t
     if (changed) {
         c->map.owner[slot] = (uint16_t)idx;
         c->have_map = true;
-        atomic_fetch_add_explicit(&c->generation, 1, memory_order_release);
     }
     pthread_mutex_unlock(&c->lock);
     if (changed) {
@@ -350,11 +344,6 @@ void rs_cluster_moved(rs_cluster_t *c, unsigned slot, const rs_cluster_node_t *t
     }
     char err[256];
     (void)rs_cluster_refresh(c, err, sizeof(err)); /* a failure is logged there */
-}
-
-unsigned long rs_cluster_generation(const rs_cluster_t *c)
-{
-    return atomic_load_explicit(&((rs_cluster_t *)c)->generation, memory_order_acquire);
 }
 
 size_t rs_cluster_masters(rs_cluster_t *c, rs_cluster_node_t *out, size_t max)

@@ -61,11 +61,6 @@ rs_redis_status_t rs_cluster_owner(rs_cluster_t *c, const char *key, size_t len,
  * Any thread. */
 void rs_cluster_moved(rs_cluster_t *c, unsigned slot, const rs_cluster_node_t *to);
 
-/* How many times the map has changed since the router was made (0 before the first fetch).
- * A connection compares it with the value it saw when it connected to tell that its key
- * may have moved. Any thread; lock-free. */
-unsigned long rs_cluster_generation(const rs_cluster_t *c);
-
 /* Copies into `out` up to `max` of the masters in the current map (those serving at least one
  * slot) and returns how many there are, which may exceed `max`. Does not fetch. Any thread. */
 size_t rs_cluster_masters(rs_cluster_t *c, rs_cluster_node_t *out, size_t max);

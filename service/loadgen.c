@@ -33,6 +33,23 @@
  * meet on one, and a connection idle for a second leaves no stale figures behind.
  * Commands lost with a broken connection are counted as errors, not sent again (unlike the
  * demo mode): a load test wants a steady stream, not at-least-once delivery.
+ * Cluster mode (opts.cluster): the same thread per connection, but with one "link" (a routed
+ * rs_redis_t, rs_redis_route()) per stream, since partition streams live on different
+ * masters; the standalone loop (conn_run()) is left as it is, and the cluster loop
+ * (conn_run_links()) shares only the rendering of commands. Each message taken from the
+ * schedule is queued, by number, on its stream's link; a link that can write (connected, not
+ * redirected, no backoff pending) renders its whole queue into hiredis's buffer and writes
+ * it, so a batch goes out grouped per master. Each link's ring holds its in-flight commands'
+ * message numbers and write times (growing up to the pipeline). The pipeline bounds the
+ * connection's messages taken and not yet answered, queued or in flight, over all its links,
+ * so a link that cannot write (its master failing over) stalls the schedule rather than
+ * queueing without bound. A reply that says the entry was not stored (MOVED, ASK, TRYAGAIN,
+ * CLUSTERDOWN, ... : rs_redis_classify_error() says RS_REDIS_ERR_IO) puts its message back at
+ * the head of the queue: the message is counted once, when it is finally answered. A
+ * redirection also marks the link to be dropped (rs_redis_redirected()); its remaining
+ * replies are still read, then it reconnects to the master the router names now. A broken
+ * link counts what was in flight as errors, as a broken standalone connection does, and
+ * reconnects with its own backoff while the other links go on.
  */
 
 #include "loadgen.h"
@@ -53,6 +70,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backoff.h"
 #include "clock.h"
 #include "message.h"
 #include "partition.h"
@@ -72,8 +90,36 @@
 
 #define NS_PER_SEC 1000000000.0
 
+/* Cluster mode: the backoff of a link between refused rounds (TRYAGAIN while a slot moves,
+ * CLUSTERDOWN during a failover) and between failed connects. */
+#define LINK_BACKOFF_BASE_MS 10
+#define LINK_BACKOFF_CAP_MS  2000
+
 /* The longest decimal text of a uint64_t. */
 #define U64_DIGITS 20
+
+/* Cluster mode: one of a connection thread's sockets, routed to one partition's stream. */
+typedef struct {
+    rs_redis_t *redis; /* routed to the stream of partition `part` */
+    unsigned part;
+    /* Commands written and awaiting replies (`inflight`, oldest at `head`), then those
+     * appended to hiredis's buffer but not yet written (`unflushed`, `unflushed_bytes`):
+     * each one's message number and write time, in a ring of `cap` slots that grows up to the
+     * pipeline (most links of a many-partition run never need that many). */
+    uint64_t *msg_at;
+    int64_t *sent_at;
+    size_t cap, head, inflight, unflushed, unflushed_bytes;
+    /* Messages waiting to be written, by number: the `resends` (refused, oldest first), then
+     * the new ones, `queued` in all. Written all together once the link can take them. */
+    uint64_t *queue;
+    size_t queued, queue_cap, resends;
+    int64_t last_activity_ns; /* the last reply, or the write that started a busy period */
+    int64_t not_before_ns;    /* no connect and no write before this: a backoff step */
+    rs_backoff_t backoff;     /* between refusals in a row, and between failed connects */
+    unsigned refusals;        /* rounds of refused XADDs in a row (see link_reply()) */
+    bool refused_round;       /* a refusal since the last write: the backoff already stepped */
+    unsigned failures;        /* failed connects in a row */
+} link_t;
 
 typedef struct conn conn_t;
 
@@ -115,6 +161,15 @@ struct conn {
 
     bool answered;     /* a reply has arrived on this connection */
     bool error_logged; /* the first error reply has been logged */
+
+    /* Cluster mode only: one link per stream (lg->partitions of them), the poll set (one
+     * entry per link, then the stop eventfd) with the link each entry polls, and the messages
+     * taken from the schedule and not yet answered (queued, unflushed or in flight), which
+     * the pipeline bounds. `redis` is NULL then. */
+    link_t *links;
+    struct pollfd *pfds;
+    unsigned *pfd_link;
+    size_t outstanding;
 
     /* Read by the controlling thread after the join. */
     int64_t finished_ns;
@@ -346,6 +401,31 @@ static int render_constant_parts(rs_loadgen_t *lg)
     return 0;
 }
 
+/* Cluster mode: makes `cn`'s links, one per stream, each routed to its stream (unconnected),
+ * and the poll set. Returns 0, or -1 when out of memory. */
+static int links_init(rs_loadgen_t *lg, conn_t *cn)
+{
+    unsigned n = lg->partitions;
+    cn->links = calloc(n, sizeof(*cn->links));
+    cn->pfds = calloc(n + 1, sizeof(*cn->pfds));
+    cn->pfd_link = calloc(n, sizeof(*cn->pfd_link));
+    if (cn->links == NULL || cn->pfds == NULL || cn->pfd_link == NULL)
+        return -1;
+    for (unsigned i = 0; i < n; i++) {
+        link_t *l = &cn->links[i];
+        const char *stream = stream_name(lg, i);
+        char name[80];
+        snprintf(name, sizeof(name), "load %u %s", cn->index, stream);
+        l->part = i;
+        l->redis = rs_redis_new_from_config(lg->o.cfg, name, lg->o.command_timeout_ms, lg->o.log);
+        if (l->redis == NULL)
+            return -1;
+        rs_redis_route(l->redis, lg->o.cluster, stream, strlen(stream));
+        rs_backoff_init(&l->backoff, LINK_BACKOFF_BASE_MS, LINK_BACKOFF_CAP_MS, 0);
+    }
+    return 0;
+}
+
 static int conn_init(rs_loadgen_t *lg, conn_t *cn, unsigned index)
 {
     const rs_loadgen_opts_t *o = &lg->o;
@@ -362,7 +442,10 @@ static int conn_init(rs_loadgen_t *lg, conn_t *cn, unsigned index)
 
     char name[32];
     snprintf(name, sizeof(name), "load %u", index);
-    cn->redis = rs_redis_new_from_config(o->cfg, name, o->command_timeout_ms, o->log);
+    if (o->cluster == NULL)
+        cn->redis = rs_redis_new_from_config(o->cfg, name, o->command_timeout_ms, o->log);
+    else if (links_init(lg, cn) != 0)
+        return -1;
     cn->sent_at = malloc(o->pipeline * sizeof(*cn->sent_at));
     if (lg->partitions > 1)
         cn->part_at = malloc(o->pipeline * sizeof(*cn->part_at));
@@ -377,8 +460,8 @@ static int conn_init(rs_loadgen_t *lg, conn_t *cn, unsigned index)
     atomic_init(&cn->errors, 0);
     atomic_init(&cn->window_epoch[0], 0);
     atomic_init(&cn->window_epoch[1], 0);
-    if (cn->redis == NULL || cn->sent_at == NULL || cn->out == NULL || cn->total == NULL ||
-        (lg->partitions > 1 && cn->part_at == NULL) ||
+    if ((o->cluster == NULL && cn->redis == NULL) || cn->sent_at == NULL || cn->out == NULL ||
+        cn->total == NULL || (lg->partitions > 1 && cn->part_at == NULL) ||
         (o->progress && (cn->window[0] == NULL || cn->window[1] == NULL)))
         return -1;
     return 0;
@@ -407,6 +490,15 @@ rs_loadgen_t *rs_loadgen_new(const rs_loadgen_opts_t *opts, char *err, size_t er
     if (opts->partitions > RS_PARTITIONS_MAX || (opts->partitions > 1 && opts->key_field == NULL)) {
         set_err(err, errlen, "partitions must be from 1 to %u, and more than 1 needs a key field",
                 RS_PARTITIONS_MAX);
+        return NULL;
+    }
+    if (opts->cluster != NULL &&
+        (uint64_t)opts->connections * (opts->partitions > 1 ? opts->partitions : 1) >
+            RS_LOADGEN_CLUSTER_SOCKETS_MAX) {
+        set_err(err, errlen,
+                "in cluster mode each connection opens one socket per stream: %u connections x "
+                "%u streams is more than %d",
+                opts->connections, opts->partitions, RS_LOADGEN_CLUSTER_SOCKETS_MAX);
         return NULL;
     }
     if (opts->key_field != NULL &&
@@ -468,6 +560,16 @@ void rs_loadgen_free(rs_loadgen_t *lg)
         for (unsigned i = 0; i < lg->o.connections; i++) {
             conn_t *cn = &lg->conns[i];
             rs_redis_free(cn->redis);
+            for (unsigned j = 0; cn->links != NULL && j < lg->partitions; j++) {
+                link_t *l = &cn->links[j];
+                rs_redis_free(l->redis);
+                free(l->msg_at);
+                free(l->sent_at);
+                free(l->queue);
+            }
+            free(cn->links);
+            free(cn->pfds);
+            free(cn->pfd_link);
             free(cn->sent_at);
             free(cn->part_at);
             free(cn->out);
@@ -518,10 +620,21 @@ static void refresh_timestamp(conn_t *cn, int64_t realtime_ns)
     cn->timestamp_second = second;
 }
 
-/* Builds the text of the next XADD (message number index + 1 + written * connections) at the
- * end of `out`, which has room for lg->cmd_max more bytes, and notes its partition in the
- * slot it will occupy once written. */
-static void build_xadd(conn_t *cn)
+/* Writes message number `n`'s key into `key` (RS_KEY_TEXT_MAX bytes) and its length into
+ * *klen (0 without a key field), and returns its partition (0 without partitions). */
+static inline unsigned message_key(const rs_loadgen_t *lg, uint64_t n, char *key, size_t *klen)
+{
+    *klen = 0;
+    if (lg->o.key_field == NULL)
+        return 0;
+    *klen = rs_key_format(key, rs_key_index(n, lg->o.keys, lg->o.hot_share));
+    return lg->partitions > 1 ? rs_partition_of(key, *klen, lg->partitions) : 0;
+}
+
+/* Writes the text of message number `n`'s XADD, to partition `part` with key `key` (`klen`
+ * bytes), at `p`, which has room for lg->cmd_max bytes. Returns the end. */
+static inline char *render_xadd(conn_t *cn, char *p, uint64_t n, unsigned part, const char *key,
+                                size_t klen)
 {
     const rs_loadgen_t *lg = cn->lg;
     int64_t sent_ns = 0;
@@ -532,22 +645,8 @@ static void build_xadd(conn_t *cn)
 
     char message[9 + U64_DIGITS];
     memcpy(message, "Message #", 9);
-    uint64_t n = (uint64_t)cn->index + 1 + cn->written * lg->o.connections;
     size_t mlen = (size_t)(put_u64(message + 9, n) - message);
 
-    char key[RS_KEY_TEXT_MAX];
-    size_t klen = 0;
-    unsigned part = 0;
-    if (lg->o.key_field != NULL) {
-        klen = rs_key_format(key, rs_key_index(n, lg->o.keys, lg->o.hot_share));
-        if (lg->partitions > 1) {
-            part = rs_partition_of(key, klen, lg->partitions);
-            size_t slot = (cn->ring_head + cn->inflight + cn->unflushed) % lg->o.pipeline;
-            cn->part_at[slot] = (uint16_t)part;
-        }
-    }
-
-    char *p = cn->out + cn->out_len;
     memcpy(p, lg->verb, lg->verb_len);
     p += lg->verb_len;
     size_t blen = lg->bulk_off[part + 1] - lg->bulk_off[part];
@@ -578,7 +677,25 @@ static void build_xadd(conn_t *cn)
         char num[U64_DIGITS];
         p = put_bulk(p, num, (size_t)(put_u64(num, (uint64_t)sent_ns) - num));
     }
-    cn->out_len = (size_t)(p - cn->out);
+    return p;
+}
+
+/* Builds the text of the next XADD (message number index + 1 + written * connections) at the
+ * end of `out`, which has room for lg->cmd_max more bytes, and notes its partition in the
+ * slot it will occupy once written. */
+static void build_xadd(conn_t *cn)
+{
+    const rs_loadgen_t *lg = cn->lg;
+    uint64_t n = (uint64_t)cn->index + 1 + cn->written * lg->o.connections;
+    char key[RS_KEY_TEXT_MAX];
+    size_t klen;
+    unsigned part = message_key(lg, n, key, &klen);
+    if (lg->partitions > 1) {
+        size_t slot = (cn->ring_head + cn->inflight + cn->unflushed) % lg->o.pipeline;
+        cn->part_at[slot] = (uint16_t)part;
+    }
+    char *end = render_xadd(cn, cn->out + cn->out_len, n, part, key, klen);
+    cn->out_len = (size_t)(end - cn->out);
 }
 
 /* Records `fatal` as the reason the run stops, logs it, and stops every connection. */
@@ -641,6 +758,32 @@ static void connection_lost(conn_t *cn, const char *why)
            why != NULL ? why : rs_redis_errstr(cn->redis), lost);
 }
 
+/* Whether the connection's next message may be written at `now`: false when its quota is
+ * written or the run's end has come (cn->writing_done is then set), or when it is not due yet
+ * (*next_due is then when it is). */
+static bool next_is_due(conn_t *cn, int64_t now, int64_t end_ns, int64_t *next_due)
+{
+    if (cn->written >= cn->quota) {
+        cn->writing_done = true;
+        return false;
+    }
+    if (cn->lg->paced) {
+        int64_t due = due_ns(cn, cn->written);
+        if (due >= end_ns) {
+            cn->writing_done = true;
+            return false;
+        }
+        if (due > now) {
+            *next_due = due;
+            return false;
+        }
+    } else if (now >= end_ns) {
+        cn->writing_done = true;
+        return false;
+    }
+    return true;
+}
+
 /* Builds and writes every XADD that is due, as far as the pipeline has room. Sets
  * *next_due to when the next one is due if that is in the future (INT64_MAX otherwise).
  * Returns 0, or -1 when the connection broke. */
@@ -651,24 +794,8 @@ static int write_due(conn_t *cn, int64_t now, int64_t end_ns, int64_t *next_due)
     if (!lg->o.e2e)
         refresh_timestamp(cn, rs_clock_realtime_ns());
     while (cn->inflight + cn->unflushed < lg->o.pipeline) {
-        if (cn->written >= cn->quota) {
-            cn->writing_done = true;
+        if (!next_is_due(cn, now, end_ns, next_due))
             break;
-        }
-        if (lg->paced) {
-            int64_t due = due_ns(cn, cn->written);
-            if (due >= end_ns) {
-                cn->writing_done = true;
-                break;
-            }
-            if (due > now) {
-                *next_due = due;
-                break;
-            }
-        } else if (now >= end_ns) {
-            cn->writing_done = true;
-            break;
-        }
         if (cn->out_len + lg->cmd_max > cn->out_cap && flush(cn) != 0)
             return -1;
         build_xadd(cn);
@@ -819,13 +946,10 @@ static void drain(conn_t *cn, int limit_ms)
     }
 }
 
-static void *conn_main(void *arg)
+/* Standalone mode's connection thread: the loop the DESIGN note describes. */
+static void conn_run(conn_t *cn)
 {
-    conn_t *cn = arg;
     rs_loadgen_t *lg = cn->lg;
-    /* Sleeps end within a microsecond of the deadline instead of the default 50 us slack,
-     * which matters for pacing at tens of thousands of messages per second. */
-    (void)prctl(PR_SET_TIMERSLACK, 1000UL, 0UL, 0UL, 0UL);
     int64_t end_ns = lg->o.duration_ns > 0 ? lg->start_ns + lg->o.duration_ns : INT64_MAX;
     int64_t reply_timeout_ns = (int64_t)lg->o.command_timeout_ms * 1000000;
     int drain_ms = lg->o.command_timeout_ms;
@@ -889,6 +1013,491 @@ static void *conn_main(void *arg)
         count_add(&cn->errors, cn->inflight);
         cn->inflight = 0;
     }
+}
+
+/* --- cluster mode: one connection thread's links ---------------------------------------------- */
+
+/* Makes room in `l`'s ring for one more command. Returns 0, or -1 when out of memory. The
+ * caller keeps the ring within the pipeline (cn->outstanding never exceeds it). */
+static int link_reserve(link_t *l, size_t pipeline)
+{
+    size_t used = l->inflight + l->unflushed;
+    if (used < l->cap)
+        return 0;
+    size_t cap = l->cap == 0 ? 16 : 2 * l->cap;
+    if (cap > pipeline)
+        cap = pipeline;
+    if (cap <= used)
+        return -1; /* not reached: the pipeline bounds `used` */
+    uint64_t *msg_at = malloc(cap * sizeof(*msg_at));
+    int64_t *sent_at = malloc(cap * sizeof(*sent_at));
+    if (msg_at == NULL || sent_at == NULL) {
+        free(msg_at);
+        free(sent_at);
+        return -1;
+    }
+    for (size_t i = 0; i < used; i++) {
+        size_t from = (l->head + i) % l->cap;
+        msg_at[i] = l->msg_at[from];
+        sent_at[i] = l->sent_at[from];
+    }
+    free(l->msg_at);
+    free(l->sent_at);
+    l->msg_at = msg_at;
+    l->sent_at = sent_at;
+    l->cap = cap;
+    l->head = 0;
+    return 0;
+}
+
+/* Queues message `n` on `l`: after the other resends when `resend`, else last. Returns 0, or
+ * -1 when out of memory. */
+static int link_enqueue(link_t *l, uint64_t n, bool resend)
+{
+    if (l->queued == l->queue_cap) {
+        size_t cap = l->queue_cap == 0 ? 16 : 2 * l->queue_cap;
+        uint64_t *q = realloc(l->queue, cap * sizeof(*q));
+        if (q == NULL)
+            return -1;
+        l->queue = q;
+        l->queue_cap = cap;
+    }
+    if (resend) {
+        memmove(l->queue + l->resends + 1, l->queue + l->resends,
+                (l->queued - l->resends) * sizeof(*l->queue));
+        l->queue[l->resends++] = n;
+    } else {
+        l->queue[l->queued] = n;
+    }
+    l->queued++;
+    return 0;
+}
+
+/* Drops the first `k` queued messages (they were written). */
+static void link_dequeue(link_t *l, size_t k)
+{
+    memmove(l->queue, l->queue + k, (l->queued - k) * sizeof(*l->queue));
+    l->queued -= k;
+    l->resends = l->resends > k ? l->resends - k : 0;
+}
+
+/* Forgets `l`'s broken connection, as connection_lost() does: what was written on it counts
+ * as errors. What is queued stays queued, for the next connection. `why` NULL: the handle's
+ * own error. */
+static void link_lost(conn_t *cn, link_t *l, const char *why)
+{
+    uint64_t lost = l->inflight + l->unflushed;
+    if (rs_redis_context(l->redis) != NULL)
+        rs_redis_mark_broken(l->redis);
+    count_add(&cn->errors, lost);
+    cn->outstanding -= lost;
+    l->inflight = 0;
+    l->unflushed = 0;
+    l->unflushed_bytes = 0;
+    l->head = 0;
+    rs_log(cn->lg->o.log, RS_LOG_WARN, LOG_MODULE,
+           "connection %u: stream %s: %s; %" PRIu64 " XADDs in flight counted as errors", cn->index,
+           stream_name(cn->lg, l->part), why != NULL ? why : rs_redis_errstr(l->redis), lost);
+}
+
+/* One connection attempt for `l`, to the master its stream's slot has now. Returns 0 when
+ * connected, 1 when the attempt failed and the next one is scheduled (l->not_before_ns), or
+ * -1 when the run must stop (refused; fail_run() done). */
+static int link_connect(conn_t *cn, link_t *l, int64_t now)
+{
+    char before[300];
+    snprintf(before, sizeof(before), "%s", rs_redis_addr(l->redis));
+    rs_redis_status_t st = rs_redis_connect(l->redis);
+    const char *stream = stream_name(cn->lg, l->part);
+    if (st == RS_REDIS_OK) {
+        if (l->failures > 0) {
+            rs_log(cn->lg->o.log, RS_LOG_INFO, LOG_MODULE,
+                   "connection %u: stream %s: connected to redis %s after %u failed attempts",
+                   cn->index, stream, rs_redis_addr(l->redis), l->failures);
+            /* As after a standalone reconnection: no burst for the time lost. */
+            cn->base_ns = rs_clock_monotonic_ns();
+            cn->base_k = cn->written;
+            rs_backoff_reset(&l->backoff);
+        } else if (strcmp(before, rs_redis_addr(l->redis)) != 0) {
+            rs_log(cn->lg->o.log, RS_LOG_INFO, LOG_MODULE,
+                   "connection %u: stream %s: now on redis %s (was %s)", cn->index, stream,
+                   rs_redis_addr(l->redis), before);
+        }
+        l->failures = 0;
+        return 0;
+    }
+    if (st != RS_REDIS_ERR_IO) {
+        fail_run(cn, st, "%s", rs_redis_errstr(l->redis));
+        return -1;
+    }
+    int64_t ms = rs_backoff_next_ms(&l->backoff);
+    if (l->failures++ == 0)
+        rs_log(cn->lg->o.log, RS_LOG_WARN, LOG_MODULE,
+               "connection %u: stream %s: %s; retrying with backoff (from %" PRId64 " ms)",
+               cn->index, stream, rs_redis_errstr(l->redis), ms);
+    l->not_before_ns = now + ms * 1000000;
+    return 1;
+}
+
+/* Writes the commands appended to `l`'s hiredis buffer, stamping their write time. Returns 0,
+ * or -1 when the link broke (link_lost() done). */
+static int link_flush(conn_t *cn, link_t *l)
+{
+    redisContext *c = rs_redis_context(l->redis);
+    int64_t now = rs_clock_monotonic_ns();
+    size_t at = (l->head + l->inflight) % l->cap;
+    for (size_t j = 0; j < l->unflushed; j++) {
+        l->sent_at[at] = now;
+        if (++at == l->cap)
+            at = 0;
+    }
+    if (l->inflight == 0)
+        l->last_activity_ns = now;
+    l->inflight += l->unflushed;
+    l->unflushed = 0;
+    l->unflushed_bytes = 0;
+    int done = 0;
+    while (!done) {
+        if (redisBufferWrite(c, &done) != REDIS_OK) {
+            link_lost(cn, l, NULL);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Writes every message queued on `l` (connected), resends first. Returns 0, -1 when the link
+ * broke (link_lost() done; what was not written stays queued), or 1 when the run must stop
+ * (out of memory; fail_run() done). */
+static int link_write(conn_t *cn, link_t *l)
+{
+    const rs_loadgen_t *lg = cn->lg;
+    redisContext *c = rs_redis_context(l->redis);
+    size_t i = 0;
+    for (; i < l->queued; i++) {
+        if (link_reserve(l, lg->o.pipeline) != 0) {
+            link_dequeue(l, i);
+            fail_run(cn, RS_REDIS_ERR_REPLY, "out of memory");
+            return 1;
+        }
+        uint64_t n = l->queue[i];
+        char key[RS_KEY_TEXT_MAX];
+        size_t klen;
+        (void)message_key(lg, n, key, &klen); /* its partition is l->part */
+        char *end = render_xadd(cn, cn->out, n, l->part, key, klen);
+        size_t len = (size_t)(end - cn->out);
+        if (redisAppendFormattedCommand(c, cn->out, len) != REDIS_OK) {
+            link_dequeue(l, i);
+            link_lost(cn, l, "out of memory");
+            return -1;
+        }
+        l->msg_at[(l->head + l->inflight + l->unflushed) % l->cap] = n;
+        l->unflushed++;
+        l->unflushed_bytes += len;
+        if (l->unflushed_bytes >= FLUSH_BYTES && link_flush(cn, l) != 0) {
+            link_dequeue(l, i + 1);
+            return -1;
+        }
+    }
+    link_dequeue(l, i);
+    l->refused_round = false;
+    if (l->unflushed > 0 && link_flush(cn, l) != 0)
+        return -1;
+    return 0;
+}
+
+/* Accounts for one reply read on `l` at `now`. Returns 0, -1 when the replies make no sense
+ * (link_lost() done), or 1 when the run must stop (already arranged). */
+static int link_reply(conn_t *cn, link_t *l, const redisReply *reply, int64_t now)
+{
+    const rs_loadgen_t *lg = cn->lg;
+    if (l->inflight == 0) {
+        link_lost(cn, l, "a reply arrived for no command");
+        return -1;
+    }
+    uint64_t n = l->msg_at[l->head];
+    int64_t written_at = l->sent_at[l->head];
+    if (++l->head == l->cap)
+        l->head = 0;
+    l->inflight--;
+    l->last_activity_ns = now;
+    bool first = !cn->answered;
+    cn->answered = true;
+    const char *stream = stream_name(lg, l->part);
+    const char *addr = rs_redis_addr(l->redis);
+
+    if (reply->type == REDIS_REPLY_STRING) {
+        cn->outstanding--;
+        count_add(&cn->sent, 1);
+        record(cn, now - written_at);
+        if (l->refusals > 0) {
+            rs_log(lg->o.log, RS_LOG_INFO, LOG_MODULE,
+                   "connection %u: stream %s: redis %s accepts XADDs again", cn->index, stream,
+                   addr);
+            l->refusals = 0;
+            rs_backoff_reset(&l->backoff);
+        }
+        return 0;
+    }
+    int len = reply->type == REDIS_REPLY_ERROR ? (reply->len > 200 ? 200 : (int)reply->len) : 0;
+    if (reply->type == REDIS_REPLY_ERROR &&
+        rs_redis_classify_error(reply->str, reply->len) == RS_REDIS_ERR_IO) {
+        /* MOVED, ASK, TRYAGAIN, CLUSTERDOWN, LOADING, ...: not stored. The message goes back
+         * to the queue, and out again once the link can take it: after a MOVED at once, on a
+         * connection to the new master (rs_redis_redirected() marks this one to be dropped
+         * once its replies are read, and tells the router), otherwise after a backoff step.
+         * The backoff steps once per round of refusals, not once per refused XADD. */
+        bool moved = reply->len > 6 && memcmp(reply->str, "MOVED ", 6) == 0;
+        (void)rs_redis_redirected(l->redis, reply);
+        if (link_enqueue(l, n, true) != 0) {
+            cn->outstanding--;
+            count_add(&cn->errors, 1);
+            fail_run(cn, RS_REDIS_ERR_REPLY, "out of memory");
+            return 1;
+        }
+        if (!l->refused_round) {
+            l->refused_round = true;
+            int64_t ms = moved && l->refusals == 0 ? 0 : rs_backoff_next_ms(&l->backoff);
+            l->not_before_ns = now + ms * 1000000;
+            if (l->refusals++ == 0)
+                rs_log(lg->o.log, RS_LOG_WARN, LOG_MODULE,
+                       "connection %u: XADD to stream %s refused by redis %s: %.*s; sending "
+                       "it again (refusals in a row are logged once)",
+                       cn->index, stream, addr, len, reply->str);
+        }
+        return 0;
+    }
+    cn->outstanding--;
+    count_add(&cn->errors, 1);
+    if (reply->type == REDIS_REPLY_ERROR) {
+        rs_redis_status_t kind = rs_redis_classify_error(reply->str, reply->len);
+        if (first) {
+            /* WRONGTYPE, NOPERM, OOM, a syntax error: every XADD would fail the same way. */
+            fail_run(cn, kind == RS_REDIS_ERR_AUTH ? RS_REDIS_ERR_AUTH : RS_REDIS_ERR_REPLY,
+                     "XADD to stream %s failed: redis %s: %.*s", stream, addr, len, reply->str);
+            return 1;
+        }
+        if (!cn->error_logged)
+            rs_log(lg->o.log, RS_LOG_WARN, LOG_MODULE,
+                   "connection %u: XADD to stream %s failed: redis %s: %.*s (further errors "
+                   "are counted, not logged)",
+                   cn->index, stream, addr, len, reply->str);
+    } else if (!cn->error_logged) {
+        rs_log(lg->o.log, RS_LOG_WARN, LOG_MODULE,
+               "connection %u: unexpected reply type %d to XADD from redis %s (further errors "
+               "are counted, not logged)",
+               cn->index, reply->type, addr);
+    }
+    cn->error_logged = true;
+    return 0;
+}
+
+/* Reads what `l`'s socket has and accounts for every complete reply. Returns 0, -1 when the
+ * link broke (link_lost() done), or 1 when the run must stop. */
+static int link_read(conn_t *cn, link_t *l)
+{
+    redisContext *c = rs_redis_context(l->redis);
+    if (redisBufferRead(c) != REDIS_OK) {
+        link_lost(cn, l, NULL);
+        return -1;
+    }
+    int64_t now = rs_clock_monotonic_ns();
+    for (;;) {
+        void *reply = NULL;
+        if (redisGetReplyFromReader(c, &reply) != REDIS_OK) {
+            link_lost(cn, l, NULL);
+            return -1;
+        }
+        if (reply == NULL)
+            return 0;
+        int rc = link_reply(cn, l, reply, now);
+        freeReplyObject(reply);
+        if (rc != 0)
+            return rc;
+    }
+}
+
+/* Takes the messages that are due from the schedule, as far as the pipeline has room, and
+ * queues each on its stream's link. Sets *next_due as write_due() does. Returns 0, or 1 when
+ * the run must stop (out of memory; fail_run() done). */
+static int take_due(conn_t *cn, int64_t now, int64_t end_ns, int64_t *next_due)
+{
+    const rs_loadgen_t *lg = cn->lg;
+    *next_due = INT64_MAX;
+    while (cn->outstanding < lg->o.pipeline) {
+        if (!next_is_due(cn, now, end_ns, next_due))
+            break;
+        uint64_t n = (uint64_t)cn->index + 1 + cn->written * lg->o.connections;
+        char key[RS_KEY_TEXT_MAX];
+        size_t klen;
+        unsigned part = message_key(lg, n, key, &klen);
+        if (link_enqueue(&cn->links[part], n, false) != 0) {
+            fail_run(cn, RS_REDIS_ERR_REPLY, "out of memory");
+            return 1;
+        }
+        cn->written++;
+        cn->outstanding++;
+    }
+    return 0;
+}
+
+/* Connects the links that have messages queued and no connection (never made, broken, or
+ * dropped after a redirection once its replies were read), and writes the queues of the
+ * links that can take them. Lowers *wake to the next time one of them needs a look. Returns
+ * 0, or 1 when the run must stop. */
+static int serve_links(conn_t *cn, int64_t now, int64_t *wake)
+{
+    for (unsigned i = 0; i < cn->lg->partitions; i++) {
+        link_t *l = &cn->links[i];
+        if (l->queued == 0)
+            continue;
+        if (now < l->not_before_ns) {
+            *wake = l->not_before_ns < *wake ? l->not_before_ns : *wake;
+            continue;
+        }
+        if (!rs_redis_connected(l->redis)) {
+            if (l->inflight > 0)
+                continue; /* redirected: its replies are read first */
+            int rc = link_connect(cn, l, now);
+            if (rc < 0)
+                return 1;
+            if (rc > 0) {
+                *wake = l->not_before_ns < *wake ? l->not_before_ns : *wake;
+                continue;
+            }
+        }
+        int rc = link_write(cn, l);
+        if (rc > 0)
+            return 1;
+        if (rc < 0)
+            *wake = now; /* reconnect at once: its queue is still there */
+    }
+    return 0;
+}
+
+/* Cluster mode's end: waits up to `limit_ms` for the replies still in flight on every link;
+ * those that do not come, and the messages still queued (refused and not yet sent again),
+ * count as errors. */
+static void drain_links(conn_t *cn, int limit_ms)
+{
+    const rs_loadgen_t *lg = cn->lg;
+    int64_t deadline = rs_clock_monotonic_ns() + (int64_t)limit_ms * 1000000;
+    for (;;) {
+        nfds_t np = 0;
+        for (unsigned i = 0; i < lg->partitions; i++) {
+            link_t *l = &cn->links[i];
+            if (l->inflight > 0 && rs_redis_context(l->redis) != NULL) {
+                cn->pfds[np] = (struct pollfd){rs_redis_context(l->redis)->fd, POLLIN, 0};
+                cn->pfd_link[np++] = i;
+            }
+        }
+        int64_t left = deadline - rs_clock_monotonic_ns();
+        if (np == 0 || left <= 0)
+            break;
+        struct timespec ts = rs_clock_timespec(left);
+        int rc = ppoll(cn->pfds, np, &ts, NULL);
+        if (rc < 0 && errno != EINTR)
+            break;
+        for (nfds_t j = 0; rc > 0 && j < np; j++)
+            if (cn->pfds[j].revents != 0)
+                (void)link_read(cn, &cn->links[cn->pfd_link[j]]);
+    }
+    uint64_t left = 0;
+    for (unsigned i = 0; i < lg->partitions; i++) {
+        link_t *l = &cn->links[i];
+        left += l->inflight + l->unflushed + l->queued;
+        l->inflight = l->unflushed = l->queued = l->resends = 0;
+    }
+    if (left > 0) {
+        if (cn->failure == RS_REDIS_OK)
+            rs_log(lg->o.log, RS_LOG_WARN, LOG_MODULE,
+                   "connection %u: %" PRIu64 " XADDs unanswered or not yet sent again when "
+                   "stopping, counted as errors",
+                   cn->index, left);
+        count_add(&cn->errors, left);
+    }
+    cn->outstanding = 0;
+}
+
+/* Cluster mode's connection thread: conn_main()'s loop over one link per stream. */
+static void conn_run_links(conn_t *cn)
+{
+    rs_loadgen_t *lg = cn->lg;
+    int64_t end_ns = lg->o.duration_ns > 0 ? lg->start_ns + lg->o.duration_ns : INT64_MAX;
+    int64_t reply_timeout_ns = (int64_t)lg->o.command_timeout_ms * 1000000;
+    int drain_ms = lg->o.command_timeout_ms;
+
+    for (;;) {
+        if (is_stopping(lg)) {
+            drain_ms = STOP_DRAIN_MS < drain_ms ? STOP_DRAIN_MS : drain_ms;
+            break;
+        }
+        int64_t now = rs_clock_monotonic_ns();
+        if (!lg->o.e2e)
+            refresh_timestamp(cn, rs_clock_realtime_ns());
+        int64_t wake = INT64_MAX;
+        if (!cn->writing_done && take_due(cn, now, end_ns, &wake) != 0)
+            break;
+        if (serve_links(cn, now, &wake) != 0)
+            break;
+        if (cn->writing_done && cn->outstanding == 0)
+            break;
+
+        /* Wait for a reply on any link, the next due time or backoff step, a reply timeout,
+         * or the stop. */
+        nfds_t np = 0;
+        for (unsigned i = 0; i < lg->partitions; i++) {
+            link_t *l = &cn->links[i];
+            if (l->inflight == 0 || rs_redis_context(l->redis) == NULL)
+                continue;
+            cn->pfds[np] = (struct pollfd){rs_redis_context(l->redis)->fd, POLLIN, 0};
+            cn->pfd_link[np++] = i;
+            if (l->last_activity_ns + reply_timeout_ns < wake)
+                wake = l->last_activity_ns + reply_timeout_ns;
+        }
+        cn->pfds[np] = (struct pollfd){lg->stop_fd, POLLIN, 0};
+        int64_t left = wake - rs_clock_monotonic_ns();
+        struct timespec ts = rs_clock_timespec(left > 0 ? left : 0);
+        int rc = ppoll(cn->pfds, np + 1, &ts, NULL);
+        if (rc < 0) {
+            if (errno == EINTR)
+                continue;
+            fail_run(cn, RS_REDIS_ERR_REPLY, "ppoll: %s", strerror(errno));
+            break;
+        }
+        if (cn->pfds[np].revents != 0)
+            continue; /* stopping: seen at the top */
+        bool stop = false;
+        for (nfds_t j = 0; rc > 0 && j < np && !stop; j++)
+            if (cn->pfds[j].revents != 0)
+                stop = link_read(cn, &cn->links[cn->pfd_link[j]]) > 0;
+        if (stop)
+            break;
+        now = rs_clock_monotonic_ns();
+        for (unsigned i = 0; i < lg->partitions; i++) {
+            link_t *l = &cn->links[i];
+            if (l->inflight > 0 && now - l->last_activity_ns >= reply_timeout_ns) {
+                char why[96];
+                snprintf(why, sizeof(why), "redis %s: no reply for %d ms", rs_redis_addr(l->redis),
+                         lg->o.command_timeout_ms);
+                link_lost(cn, l, why);
+            }
+        }
+    }
+    drain_links(cn, cn->failure == RS_REDIS_OK ? drain_ms : 0);
+}
+
+static void *conn_main(void *arg)
+{
+    conn_t *cn = arg;
+    rs_loadgen_t *lg = cn->lg;
+    /* Sleeps end within a microsecond of the deadline instead of the default 50 us slack,
+     * which matters for pacing at tens of thousands of messages per second. */
+    (void)prctl(PR_SET_TIMERSLACK, 1000UL, 0UL, 0UL, 0UL);
+    if (lg->o.cluster != NULL)
+        conn_run_links(cn);
+    else
+        conn_run(cn);
 
     cn->finished_ns = rs_clock_monotonic_ns();
     if (atomic_fetch_sub_explicit(&lg->running, 1, memory_order_acq_rel) == 1) {
@@ -922,12 +1531,16 @@ rs_redis_status_t rs_loadgen_start(rs_loadgen_t *lg, char *err, size_t errlen)
         return RS_REDIS_ERR_REPLY;
     }
     lg->start_called = true;
-    raise_file_limit(lg->o.connections);
+    bool cluster = lg->o.cluster != NULL;
+    raise_file_limit(lg->o.connections * (cluster ? lg->partitions : 1));
     for (unsigned i = 0; i < lg->o.connections; i++) {
-        rs_redis_status_t st = rs_redis_connect(lg->conns[i].redis);
-        if (st != RS_REDIS_OK) {
-            set_err(err, errlen, "%s", rs_redis_errstr(lg->conns[i].redis));
-            return st;
+        for (unsigned j = 0; j < (cluster ? lg->partitions : 1); j++) {
+            rs_redis_t *r = cluster ? lg->conns[i].links[j].redis : lg->conns[i].redis;
+            rs_redis_status_t st = rs_redis_connect(r);
+            if (st != RS_REDIS_OK) {
+                set_err(err, errlen, "%s", rs_redis_errstr(r));
+                return st;
+            }
         }
     }
 

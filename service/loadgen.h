@@ -16,6 +16,13 @@
  * With partitions N > 1 each entry goes to the stream "<stream>:<p>", p = rs_partition_of(key,
  * N) (partition.h), instead of to the stream itself; the figures stay totals over all of them.
  *
+ * Cluster mode (opts.cluster set): each connection thread has one Redis connection per stream
+ * it writes (the stream, or each partition stream), routed to the master serving that stream
+ * (rs_redis_route()), and writes each entry on its stream's connection. An XADD answered with
+ * a redirection or a "try again" error (MOVED, ASK, TRYAGAIN, CLUSTERDOWN, LOADING, BUSY,
+ * MASTERDOWN) was not stored: it is written again (after a MOVED on a connection to the new
+ * master) and counted once, as sent or as an error, like every other XADD.
+ *
  * Lifecycle, all from one controlling thread (the producer's main):
  *     rs_loadgen_new -> rs_loadgen_start -> [rs_loadgen_progress each second]
  *     -> (rs_loadgen_done_fd readable, or rs_loadgen_stop) -> rs_loadgen_join
@@ -38,6 +45,8 @@
 #define RS_LOADGEN_CONNECTIONS_MAX 1024
 #define RS_LOADGEN_PAYLOAD_MAX     (512u * 1024 * 1024)
 #define RS_LOADGEN_RATE_MAX        1e9 /* messages per second; far above what one Redis takes */
+/* Cluster mode: connections x streams (partitions), the sockets the run opens, at most. */
+#define RS_LOADGEN_CLUSTER_SOCKETS_MAX 4096
 
 typedef struct {
     const rs_config_t *cfg; /* redis.*, producer.stream and producer.type; borrowed until
@@ -61,13 +70,18 @@ typedef struct {
                                key_field): to "<producer.stream>:<partition>" */
     bool progress;          /* keep per-second figures for rs_loadgen_progress() */
     int command_timeout_ms; /* a connection with XADDs unanswered this long is broken */
+    rs_cluster_t *cluster;  /* NULL: standalone (cfg's redis.host:port); else cluster mode's
+                               router (see above), whose map the caller has fetched; borrowed
+                               until rs_loadgen_free(), shared with the connection threads */
 } rs_loadgen_opts_t;
 
 /* The figures of a finished run. */
 typedef struct {
     uint64_t sent;               /* XADDs Redis answered with an id */
     uint64_t errors;             /* error replies, plus XADDs whose connection broke, or that were
-                                    unanswered when the run stopped, before their reply */
+                                    unanswered when the run stopped, before their reply (in
+                                    cluster mode: plus those still waiting to be sent again
+                                    then; a redirection is not an error) */
     double seconds;              /* from the start of the run to the last connection's end */
     double rate;                 /* sent / seconds */
     const rs_latency_t *latency; /* the round trip (command written to reply read) of every
@@ -84,15 +98,17 @@ typedef struct rs_loadgen rs_loadgen_t;
 
 /* Checks `opts` (copied) and allocates everything the run needs: the connections'
  * handles (unconnected), buffers, histograms. Returns NULL with a message in `err` when an
- * option is out of range or memory runs out. Caller frees with rs_loadgen_free(). */
+ * option is out of range (in cluster mode also: connections x streams above
+ * RS_LOADGEN_CLUSTER_SOCKETS_MAX) or memory runs out. Caller frees with rs_loadgen_free(). */
 rs_loadgen_t *rs_loadgen_new(const rs_loadgen_opts_t *opts, char *err, size_t errlen);
 
 /* Stops and joins the threads if still running, then frees everything; NULL is ignored.
  * The controlling thread only. */
 void rs_loadgen_free(rs_loadgen_t *lg);
 
-/* Connects every connection in turn (blocking, up to the configured connect timeout each),
- * then starts one thread per connection, which from then on owns it. Returns RS_REDIS_OK, or
+/* Connects every connection in turn (blocking, up to the configured connect timeout each;
+ * in cluster mode each connection's socket to each stream's master), then starts one thread
+ * per connection, which from then on owns it. Returns RS_REDIS_OK, or
  * the first connection's failure (no thread started; the message in `err`, not logged), or
  * RS_REDIS_ERR_REPLY when a thread cannot be started. Once only; the controlling thread. */
 rs_redis_status_t rs_loadgen_start(rs_loadgen_t *lg, char *err, size_t errlen);

@@ -38,6 +38,17 @@
  * (partition.h), so an entry sent again after a reconnection keeps both, and the load
  * generator's connections agree without sharing anything. They are flags only, not
  * configuration keys: they shape test and benchmark traffic, not a deployment.
+ * Cluster mode (--cluster, or redis.cluster = true): one router (cluster.h) whose slot map is
+ * fetched once at start, under the same one-attempt rule as the standalone connection (a seed
+ * that cannot be asked, or that is no cluster node, ends the run with 69; refused
+ * credentials with 77), then one connection per stream written, kept in an rs_redis_routes
+ * table and routed to the master serving that stream. A -MOVED reply comes back from
+ * rs_redis_command_argv() like a lost connection, so publish()'s usual reconnect-and-resend
+ * takes the same entry to the new master; -ASK is followed inside redis_conn.c, and
+ * TRYAGAIN/CLUSTERDOWN are retried like LOADING. --replay-dlq's connection is routed to the
+ * dead-letter stream, whose slot is its stream's (rs_config_dlq_name()), so the replay's
+ * MULTI/EXEC runs on one node. Load mode passes the router to the generator, which routes
+ * each of its connections' streams itself.
  */
 
 #include <curl/curl.h>
@@ -57,6 +68,7 @@
 #include "backoff.h"
 #include "cli.h"
 #include "clock.h"
+#include "cluster.h"
 #include "config.h"
 #include "duration.h"
 #include "latency.h"
@@ -65,6 +77,7 @@
 #include "message.h"
 #include "partition.h"
 #include "redis_conn.h"
+#include "redis_routes.h"
 #include "replay.h"
 #include "trace.h"
 #include "trace_export.h"
@@ -108,6 +121,7 @@ typedef struct {
     const char *config_path; /* NULL: default path or built-in defaults */
     bool check_only;
     const char *redis_addr; /* NULL: keep the configuration's */
+    bool cluster;           /* --cluster: cluster mode whatever redis.cluster says */
     char *redis_pass;       /* a copy (argv's is blanked); see flags_forget_password() */
     bool have_redis_pass;
     const char *stream;
@@ -140,8 +154,12 @@ typedef struct {
 typedef struct {
     const rs_config_t *cfg;
     rs_logger_t *log;
-    rs_redis_t *redis;
-    sigset_t wait_mask; /* the signal mask inside waits: SIGINT/SIGTERM unblocked */
+    rs_redis_t *redis;         /* the connection in use: `own`, or in cluster mode the one of
+                                  `routes` for the stream being written */
+    rs_redis_t *own;           /* standalone mode's connection (in cluster mode: unused) */
+    rs_cluster_t *cluster;     /* cluster mode's router; NULL in standalone mode */
+    rs_redis_routes_t *routes; /* cluster mode: one connection per stream written */
+    sigset_t wait_mask;        /* the signal mask inside waits: SIGINT/SIGTERM unblocked */
     int64_t interval_ns;
     uint64_t count;
     uint64_t maxlen;
@@ -182,7 +200,12 @@ static void usage(FILE *out)
             "      --check-config       validate the configuration (with the flags applied),\n"
             "                           print a summary, and exit\n"
             "      --redis-addr H:P     Redis address, host:port or [v6addr]:port\n"
-            "                           (default 127.0.0.1:6380)\n"
+            "                           (default 127.0.0.1:6380); with --cluster a seed node\n"
+            "      --cluster            talk to a Redis Cluster (also on when the configuration\n"
+            "                           says redis.cluster = true): the slot map is asked of the\n"
+            "                           seed (--redis-addr, else redis.nodes, else\n"
+            "                           redis.host:port) and each stream is written on the master\n"
+            "                           serving it, in every mode; redis.db must be 0\n"
             "      --redis-pass PASS    Redis password; prefer %s, because\n"
             "                           the command line is visible to other users (ps)\n"
             "      --stream NAME        stream to publish to (default events)\n"
@@ -232,8 +255,9 @@ static void usage(FILE *out)
             "\n"
             "Environment: %s overrides redis.password.\n"
             "Exit status: 0 stopped by SIGINT/SIGTERM or --count reached, 1 runtime failure\n"
-            "(e.g. the key is not a stream), 64 bad usage, 69 Redis unreachable at start,\n"
-            "77 Redis refused the credentials, 78 invalid configuration.\n",
+            "(e.g. the key is not a stream), 64 bad usage, 69 Redis unreachable at start\n"
+            "(with --cluster also: the seed is not a cluster node), 77 Redis refused the\n"
+            "credentials, 78 invalid configuration.\n",
             prog, RS_CONFIG_DEFAULT_PATH, RS_ENV_REDIS_PASSWORD, RS_FIELD_SENT_NS, RS_KEYS_MAX,
             KEYS_DEFAULT, RS_PARTITIONS_MAX, RS_LOADGEN_PIPELINE_MAX, RS_LOADGEN_CONNECTIONS_MAX,
             RS_LOADGEN_PAYLOAD_MAX, RS_ENV_REDIS_PASSWORD);
@@ -347,6 +371,7 @@ static int parse_flags(int argc, char **argv, flags_t *fl)
         OPT_CHECK_CONFIG = 256,
         OPT_REDIS_ADDR,
         OPT_REDIS_PASS,
+        OPT_CLUSTER,
         OPT_STREAM,
         OPT_TYPE,
         OPT_INTERVAL,
@@ -371,6 +396,7 @@ static int parse_flags(int argc, char **argv, flags_t *fl)
         {"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
         {"redis-addr", required_argument, NULL, OPT_REDIS_ADDR},
         {"redis-pass", required_argument, NULL, OPT_REDIS_PASS},
+        {"cluster", no_argument, NULL, OPT_CLUSTER},
         {"stream", required_argument, NULL, OPT_STREAM},
         {"type", required_argument, NULL, OPT_TYPE},
         {"interval", required_argument, NULL, OPT_INTERVAL},
@@ -406,6 +432,9 @@ static int parse_flags(int argc, char **argv, flags_t *fl)
             break;
         case OPT_REDIS_ADDR:
             fl->redis_addr = optarg;
+            break;
+        case OPT_CLUSTER:
+            fl->cluster = true;
             break;
         case OPT_REDIS_PASS:
             flags_forget_password(fl);
@@ -582,8 +611,25 @@ static int apply_flags(rs_config_t *cfg, const flags_t *fl)
 {
     char err[256];
 
-    if (fl->redis_addr != NULL &&
-        rs_config_set_redis_addr(cfg, fl->redis_addr, "--redis-addr", err, sizeof(err)) != 0) {
+    if (fl->cluster)
+        cfg->redis.cluster = true;
+    if (cfg->redis.cluster && cfg->redis.db != 0) {
+        /* A file that sets both was refused when it was loaded: --cluster made this. */
+        usage_error("--cluster: redis.db is %d in the configuration, but a Redis Cluster has "
+                    "only database 0 (set redis.db = 0)",
+                    cfg->redis.db);
+        return RS_EXIT_USAGE;
+    }
+    if (fl->redis_addr != NULL && cfg->redis.cluster) {
+        /* The seed replaces redis.nodes: the cluster tells where everything else is. */
+        if (rs_config_set_cluster_seed(cfg, fl->redis_addr, "--redis-addr", err, sizeof(err)) !=
+            0) {
+            usage_error("%s", err);
+            return RS_EXIT_USAGE;
+        }
+    } else if (fl->redis_addr != NULL &&
+               rs_config_set_redis_addr(cfg, fl->redis_addr, "--redis-addr", err, sizeof(err)) !=
+                   0) {
         usage_error("%s", err);
         return RS_EXIT_USAGE;
     }
@@ -713,6 +759,20 @@ static void route_for(producer_t *p, uint64_t seq, route_t *r)
     }
 }
 
+/* Connects p->redis, retrying with backoff. Returns 0, PUBLISH_STOPPED when a stop signal
+ * ended a wait, or the exit code for a refusal (logged here). */
+static int reconnect(producer_t *p)
+{
+    rs_redis_status_t st = rs_redis_connect_retry(p->redis, wait_ms, p);
+    if (st == RS_REDIS_OK)
+        return 0;
+    /* rs_redis_connect_retry() gives up on I/O errors only when told to stop. */
+    if (st == RS_REDIS_ERR_IO && stop_signal != 0)
+        return PUBLISH_STOPPED;
+    rs_log(p->log, RS_LOG_ERROR, LOG_MODULE, "%s", rs_redis_errstr(p->redis));
+    return exit_code_for(st);
+}
+
 /* Publishes entry `e` to r->stream, with r's key, retrying the same entry through reconnects
  * and "not ready yet" replies. Returns 0 once Redis returned an id (copied into `id`, `idlen`
  * bytes), PUBLISH_STOPPED when a stop signal ended a wait, or the exit code for a failure
@@ -741,6 +801,12 @@ static int publish(producer_t *p, const route_t *r, const rs_demo_entry_t *e, ch
     }
 
     for (;;) {
+        /* Cluster mode: a stream's connection is made when its first entry is due. */
+        if (!rs_redis_connected(p->redis)) {
+            int rc = reconnect(p);
+            if (rc != 0)
+                return rc;
+        }
         /* --e2e: the send time of this attempt, read just before the command is written. */
         if (p->e2e) {
             int n = snprintf(sent_ns, sizeof(sent_ns), "%" PRId64, rs_clock_realtime_ns());
@@ -752,14 +818,10 @@ static int publish(producer_t *p, const route_t *r, const rs_demo_entry_t *e, ch
                    "publish failed stream=%s message=\"%s\": %s; reconnecting, then sending "
                    "the same entry again (at-least-once: it may appear twice)",
                    stream, e->message, rs_redis_errstr(p->redis));
-            rs_redis_status_t st = rs_redis_connect_retry(p->redis, wait_ms, p);
-            if (st == RS_REDIS_OK)
-                continue;
-            /* rs_redis_connect_retry() gives up on I/O errors only when told to stop. */
-            if (st == RS_REDIS_ERR_IO && stop_signal != 0)
-                return PUBLISH_STOPPED;
-            rs_log(p->log, RS_LOG_ERROR, LOG_MODULE, "%s", rs_redis_errstr(p->redis));
-            return exit_code_for(st);
+            int rc = reconnect(p);
+            if (rc != 0)
+                return rc;
+            continue;
         }
 
         if (reply->type == REDIS_REPLY_STRING) {
@@ -843,6 +905,18 @@ static void finish_span(producer_t *p, rs_span_t *span, int rc, const char *id)
     rs_trace_exporter_submit(p->tracer, span);
 }
 
+/* Cluster mode: makes the connection of `stream` (made, unconnected, on first use) the one
+ * in use. Returns 0, or -1 when out of memory (logged). */
+static int use_route(producer_t *p, const char *stream)
+{
+    p->redis = rs_redis_routes_get(p->routes, stream);
+    if (p->redis != NULL)
+        return 0;
+    p->redis = p->own;
+    rs_log(p->log, RS_LOG_ERROR, LOG_MODULE, "stream=%s: out of memory", stream);
+    return -1;
+}
+
 /* Publishes until stopped, --count, or a fatal error. Returns the exit code. */
 static int run(producer_t *p)
 {
@@ -874,6 +948,10 @@ static int run(producer_t *p)
         }
         route_t route;
         route_for(p, seq, &route);
+        if (p->routes != NULL && use_route(p, route.stream) != 0) {
+            code = RS_EXIT_FAILURE;
+            break;
+        }
         rs_span_t span;
         bool traced = p->tracer != NULL && start_span(p, route.stream, &span, &e) == 0;
         char id[64] = "";
@@ -907,7 +985,8 @@ static int run(producer_t *p)
     }
     rs_log(p->log, code == RS_EXIT_OK ? RS_LOG_INFO : RS_LOG_ERROR, LOG_MODULE,
            "stopped after %" PRIu64 " messages: %s (reconnects=%lu)", p->published, why,
-           rs_redis_reconnects(p->redis));
+           p->routes != NULL ? rs_redis_routes_reconnects(p->routes)
+                             : rs_redis_reconnects(p->redis));
     free(p->stream_buf);
     p->stream_buf = NULL;
     return code;
@@ -974,8 +1053,9 @@ static void print_load_summary(const producer_t *p, const flags_t *fl,
 }
 
 /* Load mode (--rate): runs the load generator until --count, --duration, a stop signal or a
- * fatal error, printing --progress lines meanwhile, then the summary. Returns the exit code. */
-static int run_load(producer_t *p, flags_t *fl)
+ * fatal error, printing --progress lines meanwhile, then the summary. `redis_desc` names the
+ * server (or the cluster) for the log. Returns the exit code. */
+static int run_load(producer_t *p, flags_t *fl, const char *redis_desc)
 {
     if (fl->pipeline == 0)
         fl->pipeline = 1;
@@ -999,6 +1079,7 @@ static int run_load(producer_t *p, flags_t *fl)
     o.partitions = p->partitions;
     o.progress = fl->progress;
     o.command_timeout_ms = p->command_timeout_ms;
+    o.cluster = p->cluster;
 
     char err[512];
     rs_loadgen_t *lg = rs_loadgen_new(&o, err, sizeof(err));
@@ -1014,10 +1095,11 @@ static int run_load(producer_t *p, flags_t *fl)
     char keys_text[256];
     describe_keys(p, keys_text, sizeof(keys_text));
     rs_log(p->log, RS_LOG_INFO, LOG_MODULE,
-           "starting %s load mode stream=%s type=%s rate=%g%s connections=%" PRIu64
+           "starting %s load mode%s%s stream=%s type=%s rate=%g%s connections=%" PRIu64
            " pipeline=%" PRIu64 " payload_size=%" PRIu64 " count=%s duration=%s maxlen=%" PRIu64
            " e2e=%s%s%s",
-           prog, p->cfg->producer.stream, p->cfg->producer.type, fl->rate,
+           prog, p->cluster != NULL ? " redis=" : "", p->cluster != NULL ? redis_desc : "",
+           p->cfg->producer.stream, p->cfg->producer.type, fl->rate,
            fl->rate == 0 ? " (as fast as possible)" : "", fl->connections, fl->pipeline,
            fl->payload_size, count_text, duration_text, fl->maxlen, fl->e2e ? "on" : "off",
            keys_text, p->cfg->tracing.enabled ? " (tracing is off in load mode)" : "");
@@ -1028,8 +1110,15 @@ static int run_load(producer_t *p, flags_t *fl)
         rs_loadgen_free(lg);
         return exit_code_for(st);
     }
-    rs_log(p->log, RS_LOG_INFO, LOG_MODULE, "connected %" PRIu64 " connection%s to redis %s",
-           fl->connections, fl->connections == 1 ? "" : "s", rs_redis_addr(p->redis));
+    if (p->cluster != NULL)
+        /* In cluster mode each connection has one socket per stream it writes. */
+        rs_log(p->log, RS_LOG_INFO, LOG_MODULE,
+               "connected %" PRIu64 " connection%s x %u stream%s to redis %s", fl->connections,
+               fl->connections == 1 ? "" : "s", p->partitions, p->partitions == 1 ? "" : "s",
+               redis_desc);
+    else
+        rs_log(p->log, RS_LOG_INFO, LOG_MODULE, "connected %" PRIu64 " connection%s to redis %s",
+               fl->connections, fl->connections == 1 ? "" : "s", redis_desc);
 
     /* Wait for the generator to finish; a stop signal interrupts the ppoll at once (see
      * DESIGN) and asks the connections to stop, and the wait goes on until they have. */
@@ -1074,16 +1163,41 @@ static int run_load(producer_t *p, flags_t *fl)
     return code;
 }
 
-/* --replay-dlq: moves dead letters back. `name` is a stream or its dead-letter stream. */
-static int replay(producer_t *p, const char *name, bool dry_run)
+/* The dead-letter stream that --replay-dlq `name` means: `name` itself when it ends in
+ * group.dead_letter_suffix, else the dead-letter stream of the stream `name`. In cluster mode
+ * the dead-letter stream of "orders" is "{orders}:dlq" (rs_config_dlq_name()), and "orders",
+ * "orders:dlq" and "{orders}:dlq" all name it: a name ending in the suffix is taken as its
+ * stream's. Writes it to `out`; returns 0, or -1 with a message in `err`. */
+static int replay_target(const rs_config_t *cfg, const char *name, char *out, size_t outlen,
+                         char *err, size_t errlen)
 {
-    const char *suffix = p->cfg->group.dead_letter_suffix;
+    const char *suffix = cfg->group.dead_letter_suffix;
     size_t nlen = strlen(name), slen = strlen(suffix);
-    char dlq[1024];
-    if (nlen >= slen && strcmp(name + nlen - slen, suffix) == 0)
-        snprintf(dlq, sizeof(dlq), "%s", name);
-    else
-        snprintf(dlq, sizeof(dlq), "%s%s", name, suffix);
+    bool is_dlq = nlen >= slen && strcmp(name + nlen - slen, suffix) == 0;
+    if (!cfg->redis.cluster || (is_dlq && nlen == slen)) {
+        if (is_dlq)
+            snprintf(out, outlen, "%s", name);
+        else
+            snprintf(out, outlen, "%s%s", name, suffix);
+        return 0;
+    }
+    if (!is_dlq)
+        return rs_config_dlq_name(cfg, name, out, outlen, err, errlen);
+    char *stream = strndup(name, nlen - slen);
+    if (stream == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    int rc = rs_config_dlq_name(cfg, stream, out, outlen, err, errlen);
+    free(stream);
+    return rc;
+}
+
+/* --replay-dlq: moves the dead letters of `dlq` back, on p->redis (connected; in cluster mode
+ * routed to `dlq`). A failure ends the replay: what was moved stays moved, and running it
+ * again moves the rest. */
+static int replay(producer_t *p, const char *dlq, bool dry_run)
+{
     char err[512];
     long n = rs_replay_dlq(p->redis, p->log, dlq, p->count, dry_run, stdout, err, sizeof(err));
     if (n < 0) {
@@ -1093,6 +1207,55 @@ static int replay(producer_t *p, const char *name, bool dry_run)
     rs_log(p->log, RS_LOG_INFO, LOG_MODULE, "%s %ld dead letters of %s",
            dry_run ? "listed" : "moved", n, dlq);
     return RS_EXIT_OK;
+}
+
+/* Writes "seed H:P" (or "seeds H:P, H:P, ...") of cluster mode into `buf`. */
+static void describe_seeds(const rs_config_t *cfg, char *buf, size_t len)
+{
+    char host[RS_CLUSTER_HOST_MAX];
+    int port;
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; used < len && rs_config_cluster_seed(cfg, i, host, sizeof(host), &port) == 0;
+         i++) {
+        bool v6 = strchr(host, ':') != NULL;
+        int w = snprintf(buf + used, len - used, "%s%s%s%s:%d",
+                         i == 0 ? (cfg->redis.nodes.n > 1 ? "seeds " : "seed ") : ", ",
+                         v6 ? "[" : "", host, v6 ? "]" : "", port);
+        if (w < 0)
+            break;
+        used += (size_t)w;
+    }
+}
+
+/* Cluster mode: makes the router and fetches the slot map, one attempt as for the standalone
+ * connection (see DESIGN), then the table of per-stream connections. Writes "cluster (seed
+ * H:P, N masters)" into `desc` for log lines. Returns 0, or the exit code (logged). */
+static int start_cluster(producer_t *p, char *desc, size_t desclen)
+{
+    char err[512], seeds[512];
+    describe_seeds(p->cfg, seeds, sizeof(seeds));
+    p->cluster = rs_cluster_new(p->cfg, p->log, err, sizeof(err));
+    if (p->cluster == NULL) {
+        rs_log(p->log, RS_LOG_ERROR, LOG_MODULE, "%s", err);
+        return RS_EXIT_FAILURE;
+    }
+    rs_redis_status_t st = rs_cluster_refresh(p->cluster, err, sizeof(err));
+    if (st != RS_REDIS_OK) {
+        /* A seed that is no cluster node (RS_REDIS_ERR_REPLY) is as unusable as one that
+         * does not answer: 69, like any Redis the producer cannot talk to at start. */
+        rs_log(p->log, RS_LOG_ERROR, LOG_MODULE, "cannot use the redis cluster (%s): %s", seeds,
+               err);
+        return st == RS_REDIS_ERR_AUTH ? RS_EXIT_NOPERM : RS_EXIT_UNAVAILABLE;
+    }
+    size_t masters = rs_cluster_masters(p->cluster, NULL, 0);
+    snprintf(desc, desclen, "cluster (%s, %zu master%s)", seeds, masters, masters == 1 ? "" : "s");
+    p->routes = rs_redis_routes_new(p->cfg, p->cluster, "producer", p->command_timeout_ms, p->log);
+    if (p->routes == NULL) {
+        rs_log(p->log, RS_LOG_ERROR, LOG_MODULE, "out of memory");
+        return RS_EXIT_FAILURE;
+    }
+    return 0;
 }
 
 /* Flushes the spans for at most FLUSH_MAX_MS and releases the exporter and libcurl. */
@@ -1179,22 +1342,37 @@ int main(int argc, char **argv)
                               ? cfg->redis.connect_timeout_ms
                               : COMMAND_TIMEOUT_MIN_MS;
     p.command_timeout_ms = command_timeout;
-    p.redis = rs_redis_new_from_config(cfg, "producer", command_timeout, p.log);
+    p.own = p.redis = rs_redis_new_from_config(cfg, "producer", command_timeout, p.log);
     if (p.redis == NULL) {
         rs_log(p.log, RS_LOG_ERROR, LOG_MODULE, "out of memory");
-        stop_tracing(&p);
-        rs_logger_free(p.log);
-        rs_config_free(cfg);
-        return RS_EXIT_FAILURE;
+        rc = RS_EXIT_FAILURE;
+        goto out;
     }
+    char redis_desc[600];
+    snprintf(redis_desc, sizeof(redis_desc), "%s", rs_redis_addr(p.redis));
+    if (cfg->redis.cluster && (rc = start_cluster(&p, redis_desc, sizeof(redis_desc))) != 0)
+        goto out;
 
     if (fl.load) {
         /* The generator has connections of its own; p.redis only names the address. */
-        rc = run_load(&p, &fl);
-        rs_redis_free(p.redis);
-        rs_logger_free(p.log);
-        rs_config_free(cfg);
-        return rc;
+        rc = run_load(&p, &fl, redis_desc);
+        goto out;
+    }
+
+    char dlq[1024] = "";
+    if (fl.replay_dlq != NULL) {
+        char err[512];
+        if (replay_target(cfg, fl.replay_dlq, dlq, sizeof(dlq), err, sizeof(err)) != 0) {
+            usage_error("--replay-dlq: %s", err);
+            rc = RS_EXIT_USAGE;
+            goto out;
+        }
+        /* The replay's MULTI/EXEC writes the dead-letter stream and its stream, which share a
+         * slot: one connection, to the master serving it. */
+        if (p.routes != NULL && use_route(&p, dlq) != 0) {
+            rc = RS_EXIT_FAILURE;
+            goto out;
+        }
     }
 
     char count_text[24] = "unlimited";
@@ -1205,22 +1383,38 @@ int main(int argc, char **argv)
     rs_log(p.log, RS_LOG_INFO, LOG_MODULE,
            "starting %s redis=%s stream=%s type=%s interval_ms=%d count=%s maxlen=%" PRIu64
            " e2e=%s%s",
-           prog, rs_redis_addr(p.redis), cfg->producer.stream, cfg->producer.type,
-           cfg->producer.interval_ms, count_text, p.maxlen, p.e2e ? "on" : "off", keys_text);
+           prog, redis_desc, cfg->producer.stream, cfg->producer.type, cfg->producer.interval_ms,
+           count_text, p.maxlen, p.e2e ? "on" : "off", keys_text);
 
+    if (p.cluster != NULL && fl.replay_dlq == NULL) {
+        /* The map was fetched: each stream's connection is made when its first entry is due
+         * (with --partitions the streams may live on different masters). */
+        rs_log(p.log, RS_LOG_INFO, LOG_MODULE,
+               "connected to redis %s; each stream is written on the master serving it",
+               redis_desc);
+        rc = run(&p);
+        goto out;
+    }
     /* One attempt at start: a producer that cannot reach Redis at all is misconfigured more
      * often than not, and its supervisor (systemd's Restart=) owns the retry policy. */
     rs_redis_status_t st = rs_redis_connect(p.redis);
     if (st == RS_REDIS_OK) {
-        rs_log(p.log, RS_LOG_INFO, LOG_MODULE, "connected to redis %s", rs_redis_addr(p.redis));
-        rc = fl.replay_dlq != NULL ? replay(&p, fl.replay_dlq, fl.dry_run) : run(&p);
+        if (p.cluster != NULL)
+            rs_log(p.log, RS_LOG_INFO, LOG_MODULE, "connected to redis %s, the master of %s (%s)",
+                   rs_redis_addr(p.redis), dlq, redis_desc);
+        else
+            rs_log(p.log, RS_LOG_INFO, LOG_MODULE, "connected to redis %s", rs_redis_addr(p.redis));
+        rc = fl.replay_dlq != NULL ? replay(&p, dlq, fl.dry_run) : run(&p);
     } else {
         rs_log(p.log, RS_LOG_ERROR, LOG_MODULE, "%s", rs_redis_errstr(p.redis));
         rc = exit_code_for(st);
     }
 
+out:
     stop_tracing(&p);
-    rs_redis_free(p.redis);
+    rs_redis_routes_free(p.routes);
+    rs_redis_free(p.own);
+    rs_cluster_free(p.cluster); /* after every connection it routes */
     rs_logger_free(p.log);
     rs_config_free(cfg);
     return rc;
