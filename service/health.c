@@ -400,7 +400,8 @@ static enum MHD_Result serve_snapshot(rs_health_t *h, struct MHD_Connection *con
 
     rs_streams_info_t info = {0};
     char err[512];
-    int asked = ask_redis(h, &m, !metrics, &info, err, sizeof(err));
+    /* Both list every consumer of the group (XINFO CONSUMERS), other instances included. */
+    int asked = ask_redis(h, &m, true, &info, err, sizeof(err));
     m.redis = asked == 0 ? &info : NULL;
 
     char *body;

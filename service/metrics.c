@@ -137,19 +137,68 @@ static uint64_t field_u64(const void *base, size_t offset)
 }
 
 /* The lag Redis reported for our group on stream i, if any. */
-static bool group_lag(const rs_metrics_t *m, size_t i, long long *lag)
+/* Our group in Redis's answer about stream `i`, or NULL (Redis not asked, or no such group). */
+static const rs_group_info_t *our_group(const rs_metrics_t *m, size_t i)
 {
     if (m->redis == NULL || i >= m->redis->nstreams || m->group == NULL)
-        return false;
+        return NULL;
     const rs_stream_info_t *s = &m->redis->streams[i];
     for (size_t j = 0; j < s->ngroups; j++) {
         const rs_group_info_t *g = &s->groups[j];
-        if (g->name.len == strlen(m->group) && memcmp(g->name.str, m->group, g->name.len) == 0) {
-            *lag = g->lag;
-            return g->has_lag && g->lag >= 0;
+        if (g->name.len == strlen(m->group) && memcmp(g->name.str, m->group, g->name.len) == 0)
+            return g;
+    }
+    return NULL;
+}
+
+static bool group_lag(const rs_metrics_t *m, size_t i, long long *lag)
+{
+    const rs_group_info_t *g = our_group(m, i);
+    if (g == NULL)
+        return false;
+    *lag = g->lag;
+    return g->has_lag && g->lag >= 0;
+}
+
+/* One family per line of XINFO CONSUMERS: every consumer of our group on every stream, this
+ * process or another instance (their pending entries are what a dead instance leaves
+ * behind). The families are left out when Redis gave no consumer. */
+static void put_group_consumers(FILE *f, const rs_metrics_t *m)
+{
+    static const struct {
+        const char *name, *help;
+        bool seconds;
+    } families[] = {
+        {"redstream_group_consumer_pending_messages",
+         "Entries delivered to this consumer of the group and not yet acknowledged (XINFO "
+         "CONSUMERS), for every consumer of the group, in this process or another.",
+         false},
+        {"redstream_group_consumer_idle_seconds",
+         "Time since this consumer of the group last read or claimed (XINFO CONSUMERS idle).",
+         true},
+    };
+    for (size_t k = 0; k < ARRAY_LEN(families); k++) {
+        bool any = false;
+        for (size_t i = 0; i < m->nstreams; i++) {
+            const rs_group_info_t *g = our_group(m, i);
+            for (size_t c = 0; g != NULL && c < g->nconsumer_list; c++) {
+                const rs_consumer_info_t *ci = &g->consumer_list[c];
+                if (!any)
+                    put_family(f, families[k].name, "gauge", families[k].help);
+                any = true;
+                fprintf(f, "%s{stream=\"", families[k].name);
+                put_label_value(f, m->streams[i].name);
+                fputs("\",consumer=\"", f);
+                rs_json_utf8_each(ci->name.str, ci->name.len, put_label_char, f);
+                long long v = families[k].seconds ? ci->idle_ms : ci->pending;
+                v = v > 0 ? v : 0;
+                if (families[k].seconds)
+                    fprintf(f, "\"} %lld.%03lld\n", v / 1000, v % 1000);
+                else
+                    fprintf(f, "\"} %lld\n", v);
+            }
         }
     }
-    return false;
 }
 
 static void put_histograms(FILE *f, const rs_metrics_t *m)
@@ -252,6 +301,7 @@ char *rs_metrics_prometheus(const rs_metrics_t *m, size_t *len)
         any_lag = true;
         put_stream_sample(f, "redstream_consumer_lag", m->streams[i].name, (uint64_t)lag);
     }
+    put_group_consumers(f, m);
 
     for (size_t k = 0; k < ARRAY_LEN(process_gauges); k++) {
         const process_family_t *fam = &process_gauges[k];

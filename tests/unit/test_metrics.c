@@ -126,6 +126,13 @@ static void metrics_prometheus_golden(void **state)
         {.name = {"other", 5}, .has_lag = true, .lag = 99},
         {.name = {"workers", 7}, .has_lag = true, .lag = 5},
     };
+    /* Every consumer of our group, another instance's too, with a name to escape. */
+    rs_consumer_info_t consumers[2] = {
+        {.name = {"c1", 2}, .pending = 3, .idle_ms = 1500},
+        {.name = {"host\"2", 6}, .pending = 0, .idle_ms = 42},
+    };
+    groups[1].nconsumer_list = 2;
+    groups[1].consumer_list = consumers;
     rs_stream_info_t si = {.name = "events", .exists = true, .ngroups = 2, .groups = groups};
     rs_streams_info_t info = {.nstreams = 1, .streams = &si};
     m.redis = &info;
@@ -176,6 +183,17 @@ static void metrics_prometheus_golden(void **state)
         "group (XINFO GROUPS lag).\n"
         "# TYPE redstream_consumer_lag gauge\n"
         "redstream_consumer_lag{stream=\"events\"} 5\n"
+        "# HELP redstream_group_consumer_pending_messages Entries delivered to this consumer of "
+        "the group and not yet acknowledged (XINFO CONSUMERS), for every consumer of the group, "
+        "in this process or another.\n"
+        "# TYPE redstream_group_consumer_pending_messages gauge\n"
+        "redstream_group_consumer_pending_messages{stream=\"events\",consumer=\"c1\"} 3\n"
+        "redstream_group_consumer_pending_messages{stream=\"events\",consumer=\"host\\\"2\"} 0\n"
+        "# HELP redstream_group_consumer_idle_seconds Time since this consumer of the group last "
+        "read or claimed (XINFO CONSUMERS idle).\n"
+        "# TYPE redstream_group_consumer_idle_seconds gauge\n"
+        "redstream_group_consumer_idle_seconds{stream=\"events\",consumer=\"c1\"} 1.500\n"
+        "redstream_group_consumer_idle_seconds{stream=\"events\",consumer=\"host\\\"2\"} 0.042\n"
         "# HELP redstream_redis_reconnects_total Connections to Redis made again after a "
         "connection was lost, over every connection of the process.\n"
         "# TYPE redstream_redis_reconnects_total counter\n"
