@@ -29,6 +29,13 @@
  * is left, retrying until the deadline; what still could not be sent stays pending in Redis and is
  * delivered again after the restart.
  *
+ * Cluster mode (rs_acker_set_cluster()): each stream's items go on a connection routed to the
+ * master serving the stream (redis_routes.h), one stream after the other, in one pass that
+ * never waits on a master: a stream whose master cannot be reached or refuses for now keeps
+ * its items in the batch and is tried again after its route's backoff, while new items of the
+ * other streams are taken and sent meanwhile. One master down (a failover takes seconds) must
+ * not hold up the acks of the others: their entries would be claimed and handled again.
+ *
  * Threads: workers call rs_acker_add() and rs_acker_dead_letter(); the acknowledger thread
  * owns the connection and the batch it is sending. The lock guards `pending`, `stopping` and
  * `deadline_ns` and is never held across a network call.
@@ -80,6 +87,9 @@ struct rs_acker {
     rs_redis_t *own;
     rs_redis_routes_t *routes; /* NULL in standalone mode */
     const void *only;
+    /* Cluster mode, acknowledger thread only: the streams a pass over the batch has tried. */
+    const void **tried;
+    size_t ntried, tried_cap;
     /* A transient refusal (see DESIGN), acknowledger thread only: its text, the backoff, and
      * how many sends in a row it refused. */
     char refusal[256];
@@ -623,9 +633,9 @@ static size_t drop_items(ack_list_t *l)
     return left;
 }
 
-/* Sends what is not done in `batch` (of stream a->only, when set) on a->redis until all of it
- * is done, reconnecting and backing off as needed. Returns 0, or 1 when the stop deadline
- * passed first. */
+/* Standalone mode: sends what is not done in `batch` on a->redis until all of it is done,
+ * reconnecting and backing off as needed. Returns 0, or 1 when the stop deadline passed
+ * first. */
 static int deliver(rs_acker_t *a, ack_list_t *batch)
 {
     for (;;) {
@@ -667,68 +677,176 @@ static int deliver(rs_acker_t *a, ack_list_t *batch)
     }
 }
 
-/* deliver() in cluster mode: one stream at a time, each on its own connection, routed to the
- * master serving the stream. Returns as deliver() does. */
-static int deliver_routed(rs_acker_t *a, ack_list_t *batch)
+/* True when a pass has tried `stream` already; otherwise remembers it (false), or, out of
+ * memory, says it was tried so that it waits for the next pass. */
+static bool tried_before(rs_acker_t *a, const void *stream)
 {
-    int rc = 0;
-    for (size_t i = 0; i < batch->n && rc == 0; i++) {
+    for (size_t i = 0; i < a->ntried; i++)
+        if (a->tried[i] == stream)
+            return true;
+    if (a->ntried == a->tried_cap) {
+        size_t cap = a->tried_cap ? 2 * a->tried_cap : 16;
+        const void **grown = realloc(a->tried, cap * sizeof(*grown));
+        if (grown == NULL)
+            return true;
+        a->tried = grown;
+        a->tried_cap = cap;
+    }
+    a->tried[a->ntried++] = stream;
+    return false;
+}
+
+/* Cluster mode: one pass over what is not done in `batch`, stream by stream, each on the
+ * connection routed to its master, with one connection attempt at most. A stream whose master
+ * cannot be reached or refuses for now keeps its items and is tried again after its route's
+ * backoff, while the other streams go on: one master down must not hold up the acks of the
+ * others (their entries would be claimed and handled again). Sets *again_ns to the earliest
+ * time a stream left over is due again (INT64_MAX when nothing is left). */
+static void deliver_routed(rs_acker_t *a, ack_list_t *batch, int64_t *again_ns)
+{
+    *again_ns = INT64_MAX;
+    a->ntried = 0;
+    for (size_t i = 0; i < batch->n; i++) {
         const ack_item_t *it = &batch->items[i];
-        if (it->done)
+        if (it->done || tried_before(a, it->stream))
             continue;
-        a->redis = rs_redis_routes_get(a->routes, it->stream_name);
-        if (a->redis == NULL) {
-            rs_log(a->log, RS_LOG_ERROR, "acker", "stream=%s out of memory; sending again",
-                   it->stream_name);
-            rc = acker_wait(a, 10);
-            i--; /* the same item again */
+        /* The stream may be freed once its last item is done: keep its name for the log. */
+        char name[128];
+        snprintf(name, sizeof(name), "%s", it->stream_name);
+        int64_t now = rs_clock_monotonic_ns();
+        rs_redis_route_t *route = rs_redis_routes_get(a->routes, it->stream_name);
+        if (route == NULL) {
+            rs_log(a->log, RS_LOG_ERROR, "acker", "stream=%s out of memory; sending again", name);
+            *again_ns = now + ACK_DELAY_NS < *again_ns ? now + ACK_DELAY_NS : *again_ns;
             continue;
         }
-        a->only = it->stream;
-        rc = deliver(a, batch); /* every item of it->stream is done after this */
+        if (now < route->retry_at_ns) {
+            *again_ns = route->retry_at_ns < *again_ns ? route->retry_at_ns : *again_ns;
+            continue;
+        }
+        int rc = -1;
+        if (rs_redis_connected(route->redis) || rs_redis_connect(route->redis) == RS_REDIS_OK) {
+            a->redis = route->redis;
+            a->only = it->stream;
+            rc = send_batch(a, batch);
+        }
+        if (rc == 0) {
+            unsigned failed = rs_redis_route_succeeded(route);
+            if (failed > 0)
+                rs_log(a->log, RS_LOG_INFO, "acker",
+                       "stream=%s acks and dead letters sent again after %u failed attempt%s", name,
+                       failed, failed == 1 ? "" : "s");
+            continue;
+        }
+        long ms = rs_redis_route_failed(route, now);
+        rs_log(a->log, RS_LOG_WARN, "acker",
+               "stream=%s acks and dead letters wait: %s; trying again in %ld ms", name,
+               rc > 0 ? a->refusal : rs_redis_errstr(route->redis), ms);
+        *again_ns = route->retry_at_ns < *again_ns ? route->retry_at_ns : *again_ns;
     }
     a->only = NULL;
     a->redis = a->own;
-    return rc;
+}
+
+/* Frees the done items of `l` and moves the others, in order, to its front. */
+static void keep_undone(ack_list_t *l)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        if (l->items[i].done)
+            item_release(&l->items[i]);
+        else
+            l->items[k++] = l->items[i];
+    }
+    l->n = k;
+}
+
+/* Waits, lock held, until there is something to send: new items, or (cluster mode) the `left`
+ * items left over in the batch once `again_ns` comes. Returns false when the stop deadline
+ * passed with items left over, which the caller then gives up; true otherwise, also when
+ * stopping with nothing left. */
+static bool wait_for_work_locked(rs_acker_t *a, size_t left, int64_t again_ns)
+{
+    if (left > 0 && again_ns == INT64_MAX)
+        again_ns = rs_clock_monotonic_ns() + ACK_DELAY_NS;
+    for (;;) {
+        int64_t now = rs_clock_monotonic_ns();
+        if (a->pending.n > 0 || (left > 0 && now >= again_ns))
+            return true;
+        if (a->stopping && left == 0)
+            return true;
+        if (a->stopping && now >= a->deadline_ns)
+            return false;
+        int64_t wake = left > 0 ? again_ns : INT64_MAX;
+        if (a->stopping && a->deadline_ns < wake)
+            wake = a->deadline_ns;
+        if (wake == INT64_MAX) {
+            pthread_cond_wait(&a->cond, &a->lock);
+        } else {
+            struct timespec ts = rs_clock_timespec(wake);
+            pthread_cond_timedwait(&a->cond, &a->lock, &ts);
+        }
+    }
+}
+
+/* Moves the pending items into `batch` (after what it still holds). Lock held. Out of memory,
+ * they stay pending for the next round. */
+static void take_pending_locked(rs_acker_t *a, ack_list_t *batch)
+{
+    if (batch->n == 0) {
+        /* Swap: the (empty) batch buffer goes back for reuse. */
+        ack_list_t tmp = a->pending;
+        a->pending = *batch;
+        a->pending.n = 0;
+        *batch = tmp;
+        return;
+    }
+    if (reserve_items_locked(batch, a->pending.n) != 0)
+        return;
+    memcpy(batch->items + batch->n, a->pending.items, a->pending.n * sizeof(*batch->items));
+    batch->n += a->pending.n;
+    a->pending.n = 0;
 }
 
 static void *acker_main(void *arg)
 {
     rs_acker_t *a = arg;
-    ack_list_t batch = {0};
+    ack_list_t batch = {0};       /* being sent; in cluster mode, also what waits for its master */
+    int64_t again_ns = INT64_MAX; /* cluster mode: when what is left in batch is due again */
 
     pthread_mutex_lock(&a->lock);
     for (;;) {
-        while (a->pending.n == 0 && !a->stopping)
-            pthread_cond_wait(&a->cond, &a->lock);
-        if (a->pending.n == 0)
+        if (!wait_for_work_locked(a, batch.n, again_ns)) {
+            /* The stop deadline passed: what is left stays pending in Redis. */
+            a->unsent += drop_items(&batch) + drop_items(&a->pending);
+            break;
+        }
+        if (a->pending.n == 0 && batch.n == 0)
             break; /* stopping with nothing left */
         /* Let a batch build up for a moment, unless it is full or we are stopping. */
-        while (a->pending.n < ACK_BATCH && !a->stopping) {
+        while (a->pending.n > 0 && a->pending.n < ACK_BATCH && !a->stopping) {
             int64_t due = a->first_ns + ACK_DELAY_NS;
             if (rs_clock_monotonic_ns() >= due)
                 break;
             struct timespec ts = rs_clock_timespec(due);
             pthread_cond_timedwait(&a->cond, &a->lock, &ts);
         }
-        /* Take the pending list; hand the (empty) batch buffer back for reuse. */
-        ack_list_t tmp = a->pending;
-        a->pending = batch;
-        a->pending.n = 0;
-        batch = tmp;
+        take_pending_locked(a, &batch);
         pthread_mutex_unlock(&a->lock);
 
-        int stopped = a->routes == NULL ? deliver(a, &batch) : deliver_routed(a, &batch);
-        if (stopped) {
+        if (a->routes != NULL) {
+            deliver_routed(a, &batch, &again_ns);
+            keep_undone(&batch);
+        } else if (deliver(a, &batch) != 0) {
             /* The stop deadline passed: what is left stays pending in Redis. */
             pthread_mutex_lock(&a->lock);
             a->unsent += drop_items(&batch) + drop_items(&a->pending);
-            goto done;
+            break;
+        } else {
+            (void)drop_items(&batch); /* all done: frees the dead letters' entries */
         }
-        (void)drop_items(&batch); /* all done: frees the dead letters' entries */
         pthread_mutex_lock(&a->lock);
     }
-done:
     pthread_mutex_unlock(&a->lock);
     free(batch.items);
     return NULL;
@@ -770,6 +888,7 @@ void rs_acker_free(rs_acker_t *a)
         (void)rs_acker_stop(a, rs_clock_monotonic_ns());
     rs_redis_free(a->own);
     rs_redis_routes_free(a->routes);
+    free(a->tried);
     (void)drop_items(&a->pending);
     free(a->pending.items);
     pthread_cond_destroy(&a->cond);

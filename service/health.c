@@ -690,6 +690,10 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **req
 static void *reaper_main(void *arg)
 {
     rs_health_t *h = arg;
+    /* A first sample now, so that the rate of the first whole second already counts what was
+     * handled since the start (a rate is the difference between consecutive seconds). */
+    if (h->cfg->health.dashboard)
+        sample_stats(h);
     for (;;) {
         /* At the next whole interval (second), so each second of the stats ring gets a sample. */
         const int64_t interval = (int64_t)REAPER_INTERVAL_MS * 1000000;

@@ -909,9 +909,11 @@ static void finish_span(producer_t *p, rs_span_t *span, int rc, const char *id)
  * in use. Returns 0, or -1 when out of memory (logged). */
 static int use_route(producer_t *p, const char *stream)
 {
-    p->redis = rs_redis_routes_get(p->routes, stream);
-    if (p->redis != NULL)
+    rs_redis_route_t *route = rs_redis_routes_get(p->routes, stream);
+    if (route != NULL) {
+        p->redis = route->redis;
         return 0;
+    }
     p->redis = p->own;
     rs_log(p->log, RS_LOG_ERROR, LOG_MODULE, "stream=%s: out of memory", stream);
     return -1;

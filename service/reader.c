@@ -298,8 +298,9 @@ static void refusal_backoff(rs_reader_t *r, const char *what, const redisReply *
     atomic_store(&r->refused, (int)kind);
     r->refusals++;
     long ms = (long)rs_backoff_next_ms(&r->errors);
-    rs_log(r->log, kind == RS_REFUSAL_NOT_READY ? RS_LOG_WARN : RS_LOG_ERROR, "reader",
-           "stream=%s %s refused: %s (%s%s); retrying in %ld ms", r->stream->name, what,
+    rs_log(r->log,
+           kind == RS_REFUSAL_NOT_READY || kind == RS_REFUSAL_CLUSTER ? RS_LOG_WARN : RS_LOG_ERROR,
+           "reader", "stream=%s %s refused: %s (%s%s); retrying in %ld ms", r->stream->name, what,
            is_err ? reply->str : "unexpected reply", key, rs_refusal_hint(kind), ms);
     rs_reader_activity_t was = begin_worker_wait(r, RS_READER_REFUSED);
     reader_wait(r, ms);

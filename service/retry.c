@@ -387,19 +387,41 @@ static void *retry_main(void *arg)
         if (room == 0)
             continue;
         size_t reserved = ordered ? 0 : room;
-        r->redis =
-            r->routes != NULL ? rs_redis_routes_get(r->routes, batch[0].stream->name) : r->own;
-        if (r->redis == NULL) {
+        /* The stream may be retired once its entries are pushed: its name for the log. */
+        char name[128];
+        snprintf(name, sizeof(name), "%s", batch[0].stream->name);
+        rs_redis_route_t *route = NULL;
+        if (r->routes == NULL) {
+            r->redis = r->own;
+        } else if ((route = rs_redis_routes_get(r->routes, batch[0].stream->name)) == NULL) {
             rs_log(r->log, RS_LOG_ERROR, "retry", "stream=%s out of memory; trying again",
                    batch[0].stream->name);
-            r->redis = r->own;
             rs_queue_unreserve(r->q, reserved);
-            put_back(r, batch, room);
-            retry_wait(r, 100);
+            put_back_later(r, batch, room, 100);
             continue;
+        } else {
+            r->redis = route->redis;
         }
-        if (!rs_redis_connected(r->redis) &&
-            rs_redis_connect_retry(r->redis, retry_wait, r) != RS_REDIS_OK) {
+        if (route != NULL) {
+            /* Cluster mode: a master that is down delays only its own streams' retries; the
+             * batch waits for its route's next attempt while other streams' retries go on. */
+            int64_t now = rs_clock_monotonic_ns();
+            if (now < route->retry_at_ns) {
+                rs_queue_unreserve(r->q, reserved);
+                put_back_later(r, batch, room, (route->retry_at_ns - now) / NS_PER_MS + 1);
+                continue;
+            }
+            if (!rs_redis_connected(r->redis) && rs_redis_connect(r->redis) != RS_REDIS_OK) {
+                long ms = rs_redis_route_failed(route, now);
+                rs_log(r->log, RS_LOG_WARN, "retry",
+                       "stream=%s retries wait: %s; trying again in %ld ms", batch[0].stream->name,
+                       rs_redis_errstr(r->redis), ms);
+                rs_queue_unreserve(r->q, reserved);
+                put_back_later(r, batch, room, ms);
+                continue;
+            }
+        } else if (!rs_redis_connected(r->redis) &&
+                   rs_redis_connect_retry(r->redis, retry_wait, r) != RS_REDIS_OK) {
             if (!atomic_load(&r->stop)) {
                 rs_log(r->log, RS_LOG_ERROR, "retry", "%s", rs_redis_errstr(r->redis));
                 retry_wait(r, 1000);
@@ -425,6 +447,8 @@ static void *retry_main(void *arg)
         }
         if (!ordered)
             rs_queue_unreserve(r->q, room - (size_t)pushed);
+        if (route != NULL && rs_redis_route_succeeded(route) > 0)
+            rs_log(r->log, RS_LOG_INFO, "retry", "stream=%s retries go on again", name);
     }
     return NULL;
 }
