@@ -3,7 +3,8 @@
 # bench/scaling.sh: how redstream's throughput grows with Redis Cluster shards and consumer
 # instances, measured on this machine on loopback (the figures of docs/SCALING.md).
 #
-# For 1 and then 3 masters (a throwaway Redis Cluster with a password, started by the tests'
+# First on one standalone redis-server (the baseline, as bench/run.sh measures), then on a
+# 1-master and a 3-master Redis Cluster (throwaway, with a password, started by the tests'
 # cluster_lib.sh, no replicas, no persistence), with STREAMS streams spread over the masters:
 #   drain    ENTRIES entries pre-filled (redis-cli --pipe on each stream's master), then one
 #            redstream-consumer (discard handler, 8 workers) started; entries/s until every
@@ -11,8 +12,8 @@
 #   drain×2  the same with two consumer processes in the group (3 masters only);
 #   produce  redstream-producer --cluster in load mode writing ENTRIES entries over the
 #            streams (--partitions), pipeline 64, 4 connections: entries/s as it reports.
-# Every figure is the median of REPEAT runs. The standalone drain of bench/run.sh is the
-# baseline to compare with (same machine, same handler).
+# Every figure is the median of REPEAT runs; the ratios are against the standalone server
+# measured in the same run.
 #
 # Usage: bash bench/scaling.sh [ENTRIES [STREAMS [REPEAT]]]    (default 300000 6 3)
 # Environment: RS_BUILD_DIR (default build/), REDIS_SERVER, REDIS_CLI.
@@ -45,25 +46,23 @@ streams() {
     for ((p = 0; p < NSTREAMS; p++)); do echo "bench:$p"; done
 }
 
+MODE=standalone # or cluster
+LIMIT=$RS_BUILD_DIR/bench/redstream-bench-limit
+[[ -x $LIMIT ]] || rs_fail "$LIMIT not built (configure with -DREDSTREAM_BENCH=ON)"
+
+# owner STREAM: the port of the server holding STREAM.
+owner() {
+    if [[ $MODE == cluster ]]; then rc_owner "$1"; else echo "$RS_REDIS_PORT"; fi
+}
+
 # fill: ENTRIES entries spread evenly over the streams, each sent to its stream's master.
 fill() {
     local s per=$((ENTRIES / NSTREAMS)) out
     for s in $(streams); do
-        rc_cli "$(rc_owner "$s")" DEL "$s" >/dev/null
+        rc_cli "$(owner "$s")" DEL "$s" >/dev/null
         cl_resp_xadd "$RS_TMP/fill.resp" "$s" "$per"
-        out=$(rc_cli "$(rc_owner "$s")" --pipe <"$RS_TMP/fill.resp" 2>&1)
+        out=$(rc_cli "$(owner "$s")" --pipe <"$RS_TMP/fill.resp" 2>&1)
         [[ $out == *"errors: 0,"* ]] || rs_fail "filling $s: $out"
-    done
-}
-
-# settled_all: every stream has group workers with nothing pending and a lag of 0.
-settled_all() {
-    local s owner info
-    for s in $(streams); do
-        owner=$(rc_owner "$s")
-        info=$(rc_cli "$owner" XINFO GROUPS "$s" 2>/dev/null) || return 1
-        awk 'prev == "pending" { p = $0 } prev == "lag" { l = $0 } { prev = $0 }
-             END { exit !(p == "0" && l == "0") }' <<<"$info" || return 1
     done
 }
 
@@ -71,8 +70,10 @@ settled_all() {
 consumer_conf() {
     local list="" s
     for s in $(streams); do list+="${list:+, }{ name = \"$s\"; handler = \"discard\"; }"; done
+    local redis="port = $RS_REDIS_PORT;"
+    [[ $MODE == standalone ]] || redis="cluster = true; nodes = [ \"127.0.0.1:${RC_MASTERS[0]}\" ];"
     rs_write_config "$1" <<EOF
-redis = { cluster = true; nodes = [ "127.0.0.1:${RC_MASTERS[0]}" ]; password = "$RS_REDIS_PASSWORD"; };
+redis = { host = "127.0.0.1"; $redis password = "$RS_REDIS_PASSWORD"; };
 group = { name = "workers"; consumer = "$2"; start_id = "0"; };
 workers = { threads = 8; queue_capacity = 4096; };
 health = { address = "127.0.0.1"; port = $(rs_free_port); };
@@ -81,33 +82,54 @@ log = { level = "warn"; };
 EOF
 }
 
-# drain INSTANCES: fills, starts INSTANCES consumers, prints entries/s until settled.
+# drain INSTANCES: fills, starts INSTANCES consumers, prints entries/s until every group has
+# nothing pending and no lag. Timed from outside by redstream-bench-limit watch (bench/limit.c:
+# XINFO GROUPS on one connection every 20 ms), one per server for the streams it holds, so
+# that polling costs the machine as little as in bench/run.sh.
 drain() {
-    local n=$1 i start end pids=() s
+    local n=$1 i start end=0 pids=() watchers=() s port t
+    declare -A on=()
     fill
-    for s in $(streams); do rc_cli "$(rc_owner "$s")" XGROUP DESTROY "$s" workers >/dev/null; done
-    start=$(cl_now_ms)
+    for s in $(streams); do
+        port=$(owner "$s")
+        rc_cli "$port" XGROUP DESTROY "$s" workers >/dev/null
+        on[$port]+=" --stream $s"
+    done
+    start=$(date +%s%N)
     for ((i = 1; i <= n; i++)); do
         rs_spawn "drain$i" "$RS_CONSUMER" -c "$(consumer_conf "drain$i" "c$i")"
         pids+=("$RS_PID")
     done
-    RS_WAIT_TIMEOUT=600 rs_wait_for settled_all || rs_fail "the drain did not finish"
-    end=$(cl_now_ms)
+    for port in "${!on[@]}"; do
+        # shellcheck disable=SC2086 # the --stream words
+        REDSTREAM_REDIS_PASSWORD=$RS_REDIS_PASSWORD "$LIMIT" watch --port "$port" --group workers \
+            ${on[$port]} --count 1 --interval-ms 20 --timeout-ms 600000 >"$RS_TMP/watch.$port" &
+        watchers+=("$!")
+    done
+    for i in "${watchers[@]}"; do wait "$i" || rs_fail "the drain did not finish"; done
+    for port in "${!on[@]}"; do
+        t=$(grep -oE 'settled_ns=[0-9]+' "$RS_TMP/watch.$port" | cut -d= -f2)
+        ((t > end)) && end=$t
+    done
     for i in "${pids[@]}"; do kill -TERM "$i" && rs_wait_exit "$i" 20; done
-    echo $((ENTRIES * 1000 / (end - start)))
+    echo $((ENTRIES * 1000000000 / (end - start)))
 }
 
 # produce: redstream-producer --cluster load mode; prints the entries/s it reports ("-" when
 # this producer has no --cluster).
 produce() {
     local s
-    if ! "$RS_PRODUCER" --help 2>&1 | grep -q -- '--cluster'; then
+    local help
+    help=$("$RS_PRODUCER" --help 2>&1) || true
+    if [[ $help != *--cluster* ]]; then
         echo "-"
         return
     fi
-    for s in $(streams); do rc_cli "$(rc_owner "$s")" DEL "$s" >/dev/null; done
-    rs_run produce env REDSTREAM_REDIS_PASSWORD="$RS_REDIS_PASSWORD" "$RS_PRODUCER" --cluster \
-        --redis-addr "127.0.0.1:${RC_MASTERS[0]}" --stream bench --rate 0 --count "$ENTRIES" \
+    for s in $(streams); do rc_cli "$(owner "$s")" DEL "$s" >/dev/null; done
+    local where=(--redis-addr "127.0.0.1:$RS_REDIS_PORT")
+    [[ $MODE == standalone ]] || where=(--cluster --redis-addr "127.0.0.1:${RC_MASTERS[0]}")
+    rs_run produce env REDSTREAM_REDIS_PASSWORD="$RS_REDIS_PASSWORD" "$RS_PRODUCER" "${where[@]}" \
+        --stream bench --rate 0 --count "$ENTRIES" \
         --pipeline 64 --connections 4 --key-field k --keys 10000 --partitions "$NSTREAMS"
     ((RS_RC == 0)) || rs_fail "producer failed: $(tail -n 3 "$RS_ERR")"
     # The summary line ends "... errors in 1.234 s = 123456.7 msg/s".
@@ -115,6 +137,20 @@ produce() {
 }
 
 declare -A RESULT
+RC_PASSWORD=$RS_REDIS_PASSWORD
+say "starting a standalone redis-server"
+rs_start_redis
+runs=()
+for ((r = 1; r <= REPEAT; r++)); do runs+=("$(drain 1)"); say "standalone, 1 consumer: ${runs[-1]} entries/s"; done
+RESULT[drain0]=$(median "${runs[@]}")
+runs=()
+for ((r = 1; r <= REPEAT; r++)); do runs+=("$(drain 2)"); say "standalone, 2 consumers: ${runs[-1]} entries/s"; done
+RESULT[drain2_0]=$(median "${runs[@]}")
+runs=()
+for ((r = 1; r <= REPEAT; r++)); do runs+=("$(produce)"); say "standalone, producer: ${runs[-1]} entries/s"; done
+RESULT[produce0]=$(median "${runs[@]}")
+rs_stop_redis
+MODE=cluster
 for masters in 1 3; do
     say "starting a $masters-master cluster"
     rc_start_cluster "$masters" 0
@@ -139,9 +175,9 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
 {
     echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores, $(uname -m), redis $("$REDIS_SERVER" --version | awk '{ sub("v=", "", $3); print $3 }'); $ENTRIES entries over $NSTREAMS streams, median of $REPEAT."
     echo
-    echo "| measurement | 1 master | 3 masters | 3 / 1 |"
-    echo "| --- | ---: | ---: | ---: |"
-    echo "| drain, 1 consumer (entries/s) | ${RESULT[drain1]} | ${RESULT[drain3]} | $(ratio "${RESULT[drain3]}" "${RESULT[drain1]}") |"
-    echo "| drain, 2 consumers (entries/s) | - | ${RESULT[drain2_3]} | - |"
-    echo "| producer load mode (entries/s) | ${RESULT[produce1]} | ${RESULT[produce3]} | $(ratio "${RESULT[produce3]}" "${RESULT[produce1]}") |"
+    echo "| entries/s | standalone (baseline) | cluster, 1 master | cluster, 3 masters | 1 master / baseline | 3 masters / baseline |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+    echo "| drain, 1 consumer | ${RESULT[drain0]} | ${RESULT[drain1]} | ${RESULT[drain3]} | $(ratio "${RESULT[drain1]}" "${RESULT[drain0]}") | $(ratio "${RESULT[drain3]}" "${RESULT[drain0]}") |"
+    echo "| drain, 2 consumers | ${RESULT[drain2_0]} | - | ${RESULT[drain2_3]} | - | $(ratio "${RESULT[drain2_3]}" "${RESULT[drain2_0]}") |"
+    echo "| producer load mode | ${RESULT[produce0]} | ${RESULT[produce1]} | ${RESULT[produce3]} | $(ratio "${RESULT[produce1]}" "${RESULT[produce0]}") | $(ratio "${RESULT[produce3]}" "${RESULT[produce0]}") |"
 } >&3
