@@ -379,7 +379,28 @@ static rs_redis_status_t follow_route(rs_redis_t *r)
     return RS_REDIS_OK;
 }
 
+static rs_redis_status_t connect_once(rs_redis_t *r);
+
 rs_redis_status_t rs_redis_connect(rs_redis_t *r)
+{
+    rs_redis_status_t st = connect_once(r);
+    if (st != RS_REDIS_ERR_IO || r->cluster == NULL || r->route_key == NULL)
+        return st;
+    /* Cluster mode: the master just tried may have died and the refresh after the failure
+     * (connect_once()) may name its successor, typically because another thread saw the
+     * failover first. Then the successor is tried at once, not after a backoff step that can
+     * reach seconds. */
+    rs_cluster_node_t owner;
+    char err[256];
+    if (rs_cluster_owner(r->cluster, r->route_key, r->route_len, &owner, err, sizeof(err)) !=
+            RS_REDIS_OK ||
+        (owner.port == r->port && strcmp(owner.host, r->host) == 0))
+        return st;
+    return connect_once(r);
+}
+
+/* One connection attempt: rs_redis_connect() without the second chance. */
+static rs_redis_status_t connect_once(rs_redis_t *r)
 {
     drop_context(r);
     clear_error(r);

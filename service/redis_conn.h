@@ -87,7 +87,9 @@ void rs_redis_free(rs_redis_t *r);
 
 /* One connection attempt: TCP connect within connect_timeout_ms, keepalive, AUTH, SELECT, and
  * a PING that proves the session usable. Blocks up to the timeouts. Returns RS_REDIS_OK or one
- * of the errors above, with the message in rs_redis_errstr(). Does not log. Owner thread. */
+ * of the errors above, with the message in rs_redis_errstr(). Does not log. Owner thread.
+ * A routed handle (rs_redis_route()) whose master cannot be reached has the router refresh
+ * its map, and when the key's slot has another master now, that one is tried at once too. */
 rs_redis_status_t rs_redis_connect(rs_redis_t *r);
 
 /* Connects, retrying RS_REDIS_ERR_IO with backoff until it succeeds or `wait` reports a stop.
