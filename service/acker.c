@@ -270,20 +270,6 @@ static int acker_wait(void *arg, long ms)
     return stop;
 }
 
-/* Reads one reply of a pipeline; NULL (connection marked broken) on failure. */
-static redisReply *next_reply(rs_acker_t *a)
-{
-    void *reply = NULL;
-    if (redisGetReply(rs_redis_context(a->redis), &reply) != REDIS_OK) {
-        rs_redis_mark_broken(a->redis);
-        return NULL;
-    }
-    /* A slot that moved: the reply counts as a passing refusal, and the next send goes to
-     * the slot's new master. */
-    (void)rs_redis_redirected(a->redis, reply);
-    return reply;
-}
-
 /* Records a transient refusal's text (`msg`, `len` bytes) for acker_main()'s log line. */
 static void note_refusal(rs_acker_t *a, const char *what, const char *msg, size_t len)
 {
@@ -337,7 +323,7 @@ static int send_acks(rs_acker_t *a, ack_list_t *batch)
 
     int refused = 0;
     for (size_t k = 0; k < ncmds; k++) {
-        redisReply *reply = next_reply(a);
+        redisReply *reply = rs_redis_read_reply(a->redis);
         if (reply == NULL)
             goto out;
         const ack_item_t *head = &batch->items[first[k]];
@@ -540,7 +526,7 @@ static int send_dead_letter(rs_acker_t *a, ack_item_t *it)
         }
         redisReply *replies[4] = {NULL};
         for (int k = 0; k < 4; k++) {
-            if ((replies[k] = next_reply(a)) == NULL) {
+            if ((replies[k] = rs_redis_read_reply(a->redis)) == NULL) {
                 for (int j = 0; j < k; j++)
                     freeReplyObject(replies[j]);
                 return -1;

@@ -657,13 +657,13 @@ static reader_state_t read_error(rs_reader_t *r, const char *what, const redisRe
 {
     rs_refusal_t kind =
         reply->type == REDIS_REPLY_ERROR ? rs_refusal_of(reply->str, reply->len) : RS_REFUSAL_OTHER;
-    /* Cluster mode: the slot moved (a pipelined read saw -MOVED or -ASK), or the key left this
-     * node, which is what a migration does to it (MIGRATE deletes it here once it is on the
-     * target). Either way the reader reconnects to the master serving the slot now and goes
-     * on from the group, as after any reconnection; a stream that was really deleted is
+    /* Cluster mode: the slot moved (the read sent ahead saw -MOVED or -ASK, which
+     * rs_redis_read_reply() noted by marking the connection to be dropped), or the key left
+     * this node, which is what a migration does to it (MIGRATE deletes it here once it is on
+     * the target). Either way the reader reconnects to the master serving the slot now and
+     * goes on from the group, as after any reconnection; a stream that was really deleted is
      * created again there. */
-    if (r->cluster != NULL &&
-        (rs_redis_redirected(r->redis, reply) || kind == RS_REFUSAL_DELETED)) {
+    if (r->cluster != NULL && (!rs_redis_connected(r->redis) || kind == RS_REFUSAL_DELETED)) {
         if (rs_redis_connected(r->redis)) {
             char err[256];
             (void)rs_cluster_refresh(r->cluster, err, sizeof(err)); /* failures logged there */
@@ -791,24 +791,12 @@ static void read_ahead(rs_reader_t *r, size_t got, size_t asked)
     }
 }
 
-/* The reply of the XREADGROUP sent ahead; NULL (connection marked broken) on failure. */
-static redisReply *read_ahead_reply(rs_reader_t *r)
-{
-    void *reply = NULL;
-    if (!rs_redis_connected(r->redis) ||
-        redisGetReply(rs_redis_context(r->redis), &reply) != REDIS_OK || reply == NULL) {
-        rs_redis_mark_broken(r->redis);
-        return NULL;
-    }
-    return reply;
-}
-
 static reader_state_t do_read(rs_reader_t *r)
 {
     size_t k = r->ahead;
     redisReply *reply;
     if (k > 0) {
-        reply = read_ahead_reply(r);
+        reply = rs_redis_read_reply(r->redis); /* the XREADGROUP sent ahead */
     } else {
         k = reserve_slots(r, r->batch_max);
         if (k == 0)

@@ -602,6 +602,24 @@ static redisReply *ask_once(rs_redis_t *r, const rs_cluster_node_t *to, int argc
     return reply;
 }
 
+redisReply *rs_redis_read_reply(rs_redis_t *r)
+{
+    void *reply = NULL;
+    if (r->ctx == NULL) {
+        if (r->errstr[0] == '\0')
+            set_error(r, RS_REDIS_ERR_IO, "reading a reply: not connected");
+        r->err = RS_REDIS_ERR_IO;
+        return NULL;
+    }
+    errno = 0;
+    if (redisGetReply(r->ctx, &reply) != REDIS_OK || reply == NULL) {
+        rs_redis_mark_broken(r);
+        return NULL;
+    }
+    (void)rs_redis_redirected(r, reply);
+    return reply;
+}
+
 bool rs_redis_redirected(rs_redis_t *r, const redisReply *reply)
 {
     if (r->cluster == NULL || reply == NULL || reply->type != REDIS_REPLY_ERROR)

@@ -146,6 +146,14 @@ unsigned long rs_redis_reconnects(const rs_redis_t *r);
  * connect. Owner thread only. */
 void rs_redis_route(rs_redis_t *r, rs_cluster_t *cluster, const char *key, size_t len);
 
+/* Reads the next reply of a pipeline appended through rs_redis_context() and returns it (the
+ * caller frees it with freeReplyObject()), or NULL when the connection failed or there is
+ * none: the connection is then closed as by rs_redis_mark_broken() and rs_redis_errstr() says
+ * why. An error reply is returned like any other; on a routed handle a -MOVED or -ASK reply
+ * is also noted as rs_redis_redirected() says. Blocks up to command_timeout_ms. Owner thread
+ * only. */
+redisReply *rs_redis_read_reply(rs_redis_t *r);
+
 /* For replies read through rs_redis_context() (pipelines): when `reply` is a -MOVED or -ASK
  * error and the handle is routed, tells the router (MOVED) and marks the connection to be
  * dropped: rs_redis_connected() is false from now on, but the context stays readable so the

@@ -77,14 +77,11 @@ static int move_one(rs_redis_t *r, const char *dlq, const redisReply *id, const 
     free(argv);
     free(argvlen);
     redisReply *replies[4] = {NULL};
-    for (int k = 0; k < 4 && ok; k++) {
-        void *reply = NULL;
-        ok = redisGetReply(c, &reply) == REDIS_OK;
-        replies[k] = reply;
-    }
+    for (int k = 0; k < 4 && ok; k++)
+        ok = (replies[k] = rs_redis_read_reply(r)) != NULL;
     int rc = -1;
     if (!ok) {
-        rs_redis_mark_broken(r);
+        rs_redis_mark_broken(r); /* an append that failed; a failed read closed it already */
         snprintf(err, errlen, "%s", rs_redis_errstr(r));
     } else if (replies[3]->type == REDIS_REPLY_ARRAY && replies[3]->elements == 2 &&
                replies[3]->element[0]->type == REDIS_REPLY_STRING) {

@@ -154,18 +154,6 @@ static int take_consumers(rs_group_info_t *g, const redisReply *reply)
     return 0;
 }
 
-/* Reads one pipelined reply. Returns NULL after marking the connection broken. */
-static redisReply *next_reply(rs_redis_t *redis)
-{
-    redisContext *ctx = rs_redis_context(redis);
-    void *reply = NULL;
-    if (ctx == NULL || redisGetReply(ctx, &reply) != REDIS_OK || reply == NULL) {
-        rs_redis_mark_broken(redis);
-        return NULL;
-    }
-    return reply;
-}
-
 static int fail_connection(rs_redis_t *redis, char *err, size_t errlen)
 {
     const char *why = rs_redis_errstr(redis);
@@ -199,7 +187,7 @@ static int fetch_groups(rs_redis_t *redis, rs_streams_info_t *out, char *err, si
     for (size_t i = 0; i < out->nstreams; i++) {
         rs_stream_info_t *s = &out->streams[i];
         for (int step = 0; step < 2; step++) {
-            redisReply *reply = next_reply(redis);
+            redisReply *reply = rs_redis_read_reply(redis);
             if (reply == NULL)
                 return fail_connection(redis, err, errlen);
             int rc = step == 0 ? take_length(s, reply) : take_groups(s, reply);
@@ -231,7 +219,7 @@ static int fetch_consumers(rs_redis_t *redis, rs_streams_info_t *out, char *err,
     for (size_t i = 0; i < out->nstreams && asked > 0; i++) {
         rs_stream_info_t *s = &out->streams[i];
         for (size_t j = 0; j < s->ngroups; j++) {
-            redisReply *reply = next_reply(redis);
+            redisReply *reply = rs_redis_read_reply(redis);
             if (reply == NULL)
                 return fail_connection(redis, err, errlen);
             int rc = take_consumers(&s->groups[j], reply);
